@@ -1,0 +1,1 @@
+"""abllm: production A/B testing and gradual rollout for LLM features."""
