@@ -1,0 +1,141 @@
+"""Prometheus metrics per experiment and variant, served by ``GET /metrics``.
+
+Each :class:`GatewayMetrics` owns its own ``CollectorRegistry`` so several apps (tests, the demo)
+can live in one process without "Duplicated timeseries" errors. Label children are cached: a
+``labels()`` lookup costs a dict hit plus a lock, which matters on the gateway's hot path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "CallObservation", "GatewayMetrics"]
+
+# Seconds; LLM calls span from a few ms (cache, sim) to a minute (long generations).
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+@dataclass(frozen=True, slots=True)
+class CallObservation:
+    """What one gateway call contributes to the metrics."""
+
+    experiment: str
+    variant: str
+    latency_s: float
+    ttft_s: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+    error_type: str | None
+    fallback: bool
+
+
+class GatewayMetrics:
+    """Counters and histograms labelled by ``experiment`` and ``variant``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        ev = ("experiment", "variant")
+        self.requests = Counter(
+            "abllm_requests", "Gateway requests served", (*ev, "outcome"), registry=self.registry
+        )
+        self.errors = Counter(
+            "abllm_llm_errors",
+            "Failed provider calls by error type (before any fallback)",
+            (*ev, "error_type"),
+            registry=self.registry,
+        )
+        self.fallbacks = Counter(
+            "abllm_fallbacks", "Answers served by the control fallback", ev, registry=self.registry
+        )
+        self.tokens = Counter(
+            "abllm_tokens", "Tokens used", (*ev, "direction"), registry=self.registry
+        )
+        self.cost = Counter("abllm_cost_usd", "Estimated cost in USD", ev, registry=self.registry)
+        self.feedback = Counter(
+            "abllm_feedback", "Feedback events recorded", ev, registry=self.registry
+        )
+        self.latency = Histogram(
+            "abllm_request_latency_seconds",
+            "Gateway request latency, provider call included",
+            ev,
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.ttft = Histogram(
+            "abllm_ttft_seconds",
+            "Time to the first content chunk of streamed answers",
+            ev,
+            buckets=_TTFT_BUCKETS,
+            registry=self.registry,
+        )
+        self._children: dict[tuple[str, str], _Children] = {}
+
+    def _for(self, experiment: str, variant: str) -> _Children:
+        key = (experiment, variant)
+        children = self._children.get(key)
+        if children is None:
+            children = _Children(self, experiment, variant)
+            self._children[key] = children
+        return children
+
+    def observe(self, obs: CallObservation) -> None:
+        """Record one served request."""
+        c = self._for(obs.experiment, obs.variant)
+        if obs.fallback:
+            c.fallback_ok.inc()
+            c.fallbacks.inc()
+        elif obs.error_type is not None:
+            c.failed.inc()
+        else:
+            c.ok.inc()
+        if obs.error_type is not None:
+            self.errors.labels(obs.experiment, obs.variant, obs.error_type).inc()
+        c.latency.observe(obs.latency_s)
+        if obs.ttft_s is not None:
+            c.ttft.observe(obs.ttft_s)
+        if obs.input_tokens:
+            c.tokens_in.inc(obs.input_tokens)
+        if obs.output_tokens:
+            c.tokens_out.inc(obs.output_tokens)
+        if obs.cost_usd:
+            c.cost.inc(obs.cost_usd)
+
+    def observe_feedback(self, experiment: str, variant: str) -> None:
+        """Count one recorded feedback event."""
+        self.feedback.labels(experiment, variant).inc()
+
+    def render(self) -> bytes:
+        """The registry in Prometheus' text exposition format."""
+        return generate_latest(self.registry)
+
+
+class _Children:
+    """Pre-resolved label children for one (experiment, variant)."""
+
+    __slots__ = (
+        "cost",
+        "failed",
+        "fallback_ok",
+        "fallbacks",
+        "latency",
+        "ok",
+        "tokens_in",
+        "tokens_out",
+        "ttft",
+    )
+
+    def __init__(self, m: GatewayMetrics, experiment: str, variant: str) -> None:
+        self.ok = m.requests.labels(experiment, variant, "ok")
+        self.failed = m.requests.labels(experiment, variant, "error")
+        self.fallback_ok = m.requests.labels(experiment, variant, "fallback")
+        self.fallbacks = m.fallbacks.labels(experiment, variant)
+        self.tokens_in = m.tokens.labels(experiment, variant, "input")
+        self.tokens_out = m.tokens.labels(experiment, variant, "output")
+        self.cost = m.cost.labels(experiment, variant)
+        self.latency = m.latency.labels(experiment, variant)
+        self.ttft = m.ttft.labels(experiment, variant)
