@@ -1,0 +1,1 @@
+"""The ``abllm`` command line (typer + rich)."""
