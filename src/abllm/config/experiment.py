@@ -83,33 +83,38 @@ class Experiment(BaseModel):
         ids = [v.id for v in self.variants]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
-            raise ValueError(f"duplicate variant ids: {', '.join(dupes)}")
+            raise ValueError(f"variants: duplicate variant ids: {', '.join(dupes)}")
         controls = [v.id for v in self.variants if v.control]
         if len(controls) > 1:
             raise ValueError(
-                f"exactly one variant must be the control, got {len(controls)}: "
+                f"variants: exactly one variant must be the control, got {len(controls)}: "
                 + ", ".join(controls)
             )
         if not controls and len(self.variants) > 1:
-            raise ValueError("no variant has `control: true`; mark exactly one as the control")
+            raise ValueError(
+                "variants: no variant has `control: true`; mark exactly one as the control"
+            )
         if sum(v.weight for v in self.variants) <= 0:
-            raise ValueError("variant weights sum to 0; give at least one variant a weight > 0")
+            raise ValueError(
+                "variants: variant weights sum to 0; give at least one variant a weight > 0"
+            )
         for unit, variant in self.forced.items():
             if variant not in ids:
-                raise ValueError(f"forced[{unit}] names unknown variant {variant!r}")
+                raise ValueError(f"forced: {unit} names unknown variant {variant!r}")
         if self.start and self.end and self.end <= self.start:
-            raise ValueError("end must be after start")
+            raise ValueError("end: must be after start")
         names = [m.name for m in self.metrics]
         if len(set(names)) != len(names):
-            raise ValueError("duplicate metric names")
+            raise ValueError("metrics: duplicate metric names")
         if sum(m.role == "primary" for m in self.metrics) > 1:
-            raise ValueError("at most one metric may have role primary")
+            raise ValueError("metrics: at most one metric may have role primary")
         if self.rollout is not None:
             for i, stage in enumerate(self.rollout.stages):
                 unknown = sorted(set(stage.weights or {}) - set(ids))
                 if unknown:
                     raise ValueError(
-                        f"rollout.stages[{i}].weights names unknown variants: " + ", ".join(unknown)
+                        f"rollout.stages[{i}].weights: names unknown variants: "
+                        + ", ".join(unknown)
                     )
         return self
 

@@ -9,6 +9,7 @@ All problems of a file are reported at once, not just the first.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,20 @@ def format_loc(loc: Loc) -> str:
     return out
 
 
+_FIELD_PREFIX = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:\[\d+\])?(?:\.[A-Za-z_][A-Za-z0-9_]*)*): ")
+
+
+def _parse_loc(text: str) -> Loc:
+    """``rollout.stages[1].weights`` -> ``("rollout", "stages", 1, "weights")``."""
+    loc: list[int | str] = []
+    for part in text.split("."):
+        name, _, index = part.partition("[")
+        loc.append(name)
+        if index:
+            loc.append(int(index.rstrip("]")))
+    return tuple(loc)
+
+
 def _node_line(node: yaml.Node | None, loc: Loc) -> int | None:
     """The 1-based line of the YAML node at ``loc``, or of its nearest ancestor."""
     line = node.start_mark.line + 1 if node is not None else None
@@ -55,9 +70,13 @@ def _problems(
     lines = []
     for err in exc.errors(include_url=False):
         loc: Loc = tuple(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        named = _FIELD_PREFIX.match(msg)
+        if named:  # a cross-field check names its field as "field: message"
+            loc = loc + _parse_loc(named.group(1))
+            msg = msg[named.end() :]
         line = _node_line(node, base + loc)
         field = format_loc(loc)
-        msg = err["msg"].removeprefix("Value error, ")
         pos = f"{where}:{line}" if line else where
         lines.append(f"{pos}: {prefix}{field + ': ' if field else ''}{msg}")
     return lines

@@ -1,0 +1,43 @@
+# The README's two commands: `make demo` and `make test`. CI runs `make test` via .ci/run.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+
+.PHONY: demo test lint typecheck bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/abllm demo --no-serve
+
+test: $(DEV_STAMP)
+	$(BIN)/ruff check src tests benches
+	$(BIN)/ruff format --check src tests benches
+	$(BIN)/mypy src
+	$(BIN)/pytest -q -p no:cacheprovider
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check src tests benches
+	$(BIN)/ruff format --check src tests benches
+
+typecheck: $(DEV_STAMP)
+	$(BIN)/mypy src
+
+bench: $(DEV_STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]' || echo "bench extra (litellm) not installable: peers that need it report so"
+	@for b in benches/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) abllm-data .mypy_cache .ruff_cache .pytest_cache
