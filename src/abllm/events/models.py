@@ -1,0 +1,188 @@
+"""Event models: the wire and store schema every figure abllm reports is computed from.
+
+An event is validated once, at the edge (HTTP body, SDK call, imported file row); stores and the
+pipeline then trust it. ``event_id`` makes every write idempotent: a retried batch carries the same
+ids and stores ignore the duplicates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, field_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from abllm.errors import LimitExceeded, ValidationError
+
+#: Largest accepted event, as the UTF-8 length of its JSON encoding.
+MAX_EVENT_BYTES = 32 * 1024
+#: Largest accepted batch: at most this many events ...
+MAX_BATCH_EVENTS = 1_000
+#: ... and at most this many bytes of JSON (1 MB).
+MAX_BATCH_BYTES = 1024 * 1024
+
+#: Metrics with their own nullable DOUBLE column in ``abllm_events`` (bools stored as 1.0/0.0);
+#: any other metric goes into the ``extra`` JSON column.
+WELL_KNOWN_METRICS: tuple[str, ...] = (
+    "latency_ms",
+    "ttft_ms",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "error",
+    "rating",
+    "thumbs_up",
+    "task_completed",
+    "edit_distance",
+    "copied",
+    "retried",
+    "abandoned",
+    "fallback",
+    "schema_valid",
+)
+
+
+class EventType(StrEnum):
+    """What happened: a unit saw a variant, an LLM call was made, feedback or an outcome came in."""
+
+    exposure = "exposure"
+    llm_call = "llm_call"
+    feedback = "feedback"
+    outcome = "outcome"
+
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Key = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+MetricValue = bool | int | float | None
+AttrValue = bool | int | float | str | None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(BaseModel):
+    """One event, e.g. ``Event(type="feedback", experiment_id="tone", unit_id="u1",
+    variant_id="warm", metrics={"thumbs_up": True})``.
+
+    ``event_id`` is generated when absent; ``ts`` defaults to now and is always UTC (a naive
+    timestamp is read as UTC). The JSON encoding may not exceed ``MAX_EVENT_BYTES``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: UUID = Field(default_factory=uuid4)
+    ts: datetime = Field(default_factory=_utcnow)
+    type: EventType
+    experiment_id: Name
+    experiment_version: int = Field(default=1, ge=0)
+    variant_id: Name | None = None
+    unit_id: Name
+    trace_id: Name | None = None
+    metrics: dict[Key, MetricValue] = Field(default_factory=dict)
+    attrs: dict[Key, AttrValue] = Field(default_factory=dict)
+
+    @field_validator("ts")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    @field_validator("metrics")
+    @classmethod
+    def _finite_metrics(cls, value: dict[str, MetricValue]) -> dict[str, MetricValue]:
+        for name, metric in value.items():
+            # NaN and inf would poison every mean computed in SQL; reject them at the edge.
+            if isinstance(metric, float) and not math.isfinite(metric):
+                raise ValueError(f"metrics.{name} must be a finite number, got {metric}")
+        return value
+
+    def size_bytes(self) -> int:
+        """UTF-8 length of the JSON encoding: what the 32 KB limit is measured on."""
+        return len(self.__pydantic_serializer__.to_json(self))
+
+
+def check_event(event: Event) -> Event:
+    """Raise ``LimitExceeded`` when ``event`` is over ``MAX_EVENT_BYTES``; return it otherwise."""
+    size = event.size_bytes()
+    if size > MAX_EVENT_BYTES:
+        raise LimitExceeded(
+            f"event {event.event_id} is {size} bytes; the limit is {MAX_EVENT_BYTES} bytes "
+            "(32 KB) per event"
+        )
+    return event
+
+
+def check_batch(events: Sequence[Event]) -> None:
+    """Enforce the batch limits: ``MAX_BATCH_EVENTS`` events and ``MAX_BATCH_BYTES`` of JSON."""
+    if len(events) > MAX_BATCH_EVENTS:
+        raise LimitExceeded(
+            f"batch has {len(events)} events; the limit is {MAX_BATCH_EVENTS} events per batch"
+        )
+    total = 0
+    for event in events:
+        total += check_event(event).size_bytes()
+    if total > MAX_BATCH_BYTES:
+        raise LimitExceeded(
+            f"batch is {total} bytes; the limit is {MAX_BATCH_BYTES} bytes (1 MB) per batch"
+        )
+
+
+def _describe(exc: PydanticValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "event"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def parse_event(data: str | bytes | dict[str, Any]) -> Event:
+    """Validate one event from JSON text or a mapping; errors name the offending field.
+
+    Raises ``LimitExceeded`` for an event over 32 KB and ``ValidationError`` otherwise.
+    """
+    if isinstance(data, str | bytes):
+        raw = data.encode() if isinstance(data, str) else data
+        if len(raw) > MAX_EVENT_BYTES:
+            raise LimitExceeded(
+                f"event is {len(raw)} bytes; the limit is {MAX_EVENT_BYTES} bytes (32 KB) per event"
+            )
+        try:
+            return check_event(Event.model_validate_json(raw))
+        except PydanticValidationError as exc:
+            raise ValidationError(f"invalid event: {_describe(exc)}") from None
+    try:
+        return check_event(Event.model_validate(data))
+    except PydanticValidationError as exc:
+        raise ValidationError(f"invalid event: {_describe(exc)}") from None
+
+
+def parse_batch(data: str | bytes | Sequence[dict[str, Any]]) -> list[Event]:
+    """Validate a batch (a JSON array or a list of mappings) and enforce the batch limits."""
+    if isinstance(data, str | bytes):
+        raw = data.encode() if isinstance(data, str) else data
+        if len(raw) > MAX_BATCH_BYTES:
+            raise LimitExceeded(
+                f"batch is {len(raw)} bytes; the limit is {MAX_BATCH_BYTES} bytes (1 MB) per batch"
+            )
+        try:
+            events = _BATCH.validate_json(raw)
+        except PydanticValidationError as exc:
+            raise ValidationError(f"invalid batch: {_describe(exc)}") from None
+    else:
+        if len(data) > MAX_BATCH_EVENTS:
+            raise LimitExceeded(
+                f"batch has {len(data)} events; the limit is {MAX_BATCH_EVENTS} events per batch"
+            )
+        events = [parse_event(item) for item in data]
+    check_batch(events)
+    return events
+
+
+_BATCH: TypeAdapter[list[Event]] = TypeAdapter(list[Event])

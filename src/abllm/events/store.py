@@ -1,0 +1,110 @@
+"""The ``EventStore`` Protocol and ``open_store``, which picks a backend from one URL.
+
+Backends live in their own modules (``embedded``, ``postgres``, ``clickhouse``) and import their
+driver lazily, so ``import abllm.events`` works without the optional extras installed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from abllm.errors import ValidationError
+from abllm.events.models import Event
+
+DEFAULT_STORE_URL = "duckdb:///./abllm-data/events.duckdb"
+STORE_ENV = "ABLLM_STORE"
+
+
+@runtime_checkable
+class EventStore(Protocol):
+    """Where events live. Every backend has the same ``abllm_events`` table.
+
+    ``events_relation`` is the SQL to select deduplicated rows from (``abllm_events`` on DuckDB
+    and PostgreSQL, where ``event_id`` is unique; a ``FINAL`` subquery on ClickHouse, whose
+    ReplacingMergeTree removes duplicates only when parts merge)::
+
+        store = open_store("duckdb:///:memory:")
+        store.append([Event(type="exposure", experiment_id="e", unit_id="u", variant_id="a")])
+        store.query(f"SELECT count(*) FROM {store.events_relation} WHERE experiment_id = ?", ["e"])
+    """
+
+    dialect: str
+    events_relation: str
+
+    def append(self, events: Sequence[Event]) -> int:
+        """Store ``events`` durably; ``event_id`` already stored is ignored. Returns rows added."""
+        ...
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run read-only SQL in the engine with ``?`` placeholders; returns row tuples."""
+        ...
+
+    def count(self, experiment_id: str | None = None) -> int:
+        """Number of distinct stored events, for one experiment or all."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release the connection; the store cannot be used afterwards."""
+        ...
+
+
+def missing_driver(package: str, extra: str) -> ValidationError:
+    """The error raised when an optional driver is absent, with the command that installs it."""
+    return ValidationError(
+        f"the {package!r} package is needed for this store URL; "
+        f"install it with: pip install 'abllm[{extra}]'"
+    )
+
+
+def resolve_store_url(url: str | None) -> str:
+    """``url``, else env ``ABLLM_STORE``, else the embedded default file."""
+    return url or os.environ.get(STORE_ENV) or DEFAULT_STORE_URL
+
+
+def _path_of(url: str, scheme: str) -> str:
+    """``duckdb:///./rel`` -> ``./rel``; ``duckdb:///abs`` -> ``/abs``; ``:memory:`` kept."""
+    rest = url[len(scheme) + 3 :]
+    if rest.startswith(("/./", "/../", "/~", "/:memory:")):
+        rest = rest[1:]
+    if rest in ("", ":memory:"):
+        return ":memory:"
+    return str(Path(rest).expanduser())
+
+
+def open_store(url: str | None = None) -> EventStore:
+    """Open the store named by ``url`` (see the module docs for the URL forms).
+
+    - ``duckdb:///path/file.duckdb``, ``duckdb:///:memory:`` or a bare file path: embedded DuckDB
+    - ``postgresql://user@host:port/db``: PostgreSQL (extra ``postgres``)
+    - ``chdb:///path`` (or ``chdb://`` for in-memory): the ClickHouse engine in-process
+    - ``clickhouse://user:password@host:8123/db``: a ClickHouse server (extra ``clickhouse``)
+    """
+    url = resolve_store_url(url)
+    scheme, sep, _ = url.partition("://")
+    if not sep:
+        scheme = "duckdb"
+        url = f"duckdb:///{url}" if not url.startswith("/") else f"duckdb://{url}"
+    if scheme == "duckdb":
+        from abllm.events.embedded import DuckDBStore
+
+        return DuckDBStore(_path_of(url, "duckdb"))
+    if scheme in ("postgresql", "postgres"):
+        from abllm.events.postgres import PostgresStore
+
+        return PostgresStore(url)
+    if scheme == "chdb":
+        from abllm.events.clickhouse import ChdbStore
+
+        path = _path_of(url, "chdb") if url != "chdb://" else ":memory:"
+        return ChdbStore(path)
+    if scheme in ("clickhouse", "clickhouses"):
+        from abllm.events.clickhouse import ClickHouseServerStore
+
+        return ClickHouseServerStore(url)
+    raise ValidationError(
+        f"unknown store URL scheme {scheme!r}: use duckdb://, postgresql://, chdb:// or "
+        "clickhouse://"
+    )
