@@ -18,6 +18,7 @@ from abllm.events.models import (
     parse_batch,
     parse_event,
 )
+from abllm.events.pipeline import EventPipeline, PipelineStats
 from abllm.events.schema import COLUMNS, TABLE
 from abllm.events.store import DEFAULT_STORE_URL, EventStore, open_store
 
@@ -30,8 +31,10 @@ __all__ = [
     "TABLE",
     "WELL_KNOWN_METRICS",
     "Event",
+    "EventPipeline",
     "EventStore",
     "EventType",
+    "PipelineStats",
     "check_batch",
     "open_store",
     "parse_batch",

@@ -1,0 +1,325 @@
+"""The ingestion pipeline: buffer, flush by size and time, acknowledge only when durable.
+
+``emit`` is the gateway's hot path: it appends to an in-memory buffer and returns. ``submit`` and
+``submit_sync`` return once their events are durable: committed to the store or fsynced to the
+spool. A single flusher thread moves the buffer to the store in batches of up to ``max_batch``
+events; while the store is unreachable it writes batches to the spool instead and keeps retrying,
+replaying the spool oldest first (duplicates are ignored by ``event_id``) before it writes new
+events straight to the store again. Memory is bounded by ``max_buffer`` events and disk by
+``spool_limit_bytes``; beyond either, callers get ``Backpressure`` with ``retry_after``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+
+from abllm.errors import AbllmError, Backpressure, LimitExceeded
+from abllm.events.models import Event, check_batch, check_event
+from abllm.events.spool import Spool
+from abllm.events.store import EventStore
+
+log = logging.getLogger("abllm.events")
+
+DEFAULT_SPOOL_DIR = "./abllm-data/spool"
+
+
+@dataclass(frozen=True)
+class PipelineStats:
+    """Counters since start (events) and current gauges, e.g. for Prometheus."""
+
+    queued: int  # accepted by emit/submit
+    stored: int  # written straight to the store
+    spooled: int  # written to the spool because the store failed
+    replayed: int  # moved from the spool to the store
+    rejected: int  # refused: invalid, over a limit, or back-pressure
+    buffered: int  # gauge: waiting in memory
+    spool_bytes: int  # gauge: waiting on disk
+    store_errors: int  # failed store writes
+    store_available: bool
+
+
+@dataclass
+class _Pending:
+    events: list[Event]
+    future: Future[None] | None
+
+
+class EventPipeline:
+    """Durable, deduplicated ingestion into an ``EventStore``::
+
+        pipeline = EventPipeline(open_store(None), spool_dir="./abllm-data/spool")
+        pipeline.emit(event)                # hot path, never blocks on I/O
+        await pipeline.submit([event])      # returns once durable
+        pipeline.close()
+
+    The pipeline does not close the store it was given.
+    """
+
+    #: Spool records replayed per flusher turn, so new submissions are not starved meanwhile.
+    REPLAY_RECORDS_PER_TURN = 16
+
+    def __init__(
+        self,
+        store: EventStore,
+        spool_dir: str | os.PathLike[str] = DEFAULT_SPOOL_DIR,
+        max_batch: int = 1000,
+        flush_interval_s: float = 0.05,
+        spool_limit_bytes: int = 256 * 1024 * 1024,
+        max_buffer: int = 100_000,
+        retry_interval_s: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self.flush_interval_s = flush_interval_s
+        self.max_buffer = max_buffer
+        self.retry_interval_s = retry_interval_s
+        self.spool = Spool(Path(spool_dir), limit_bytes=spool_limit_bytes)
+        self._cond = threading.Condition()
+        self._pending: list[_Pending] = []
+        self._buffered = 0
+        self._waiters = 0  # pending entries someone waits on: flush them without delay
+        self._in_flight = 0
+        self._closing = False
+        self._store_ok = True
+        self._next_retry = 0.0
+        self._counts = {"queued": 0, "stored": 0, "spooled": 0, "replayed": 0, "rejected": 0}
+        self._store_errors = 0
+        self._thread = threading.Thread(target=self._run, name="abllm-events-flusher", daemon=True)
+        self._thread.start()
+
+    # -- producers ---------------------------------------------------------------------------
+
+    def emit(self, event: Event) -> None:
+        """Buffer one event without waiting for I/O; ``Backpressure`` when the buffer is full."""
+        try:
+            check_event(event)
+        except LimitExceeded:
+            self._count("rejected", 1)
+            raise
+        self._enqueue([event], None)
+
+    def submit_sync(self, events: Sequence[Event], timeout: float | None = None) -> None:
+        """Return once ``events`` (one batch within the batch limits) are durable."""
+        self._enqueue_batch(events).result(timeout)
+
+    async def submit(self, events: Sequence[Event]) -> None:
+        """Async ``submit_sync``: awaits durability without blocking the event loop."""
+        await asyncio.wrap_future(self._enqueue_batch(events))
+
+    def _enqueue_batch(self, events: Sequence[Event]) -> Future[None]:
+        try:
+            check_batch(events)
+        except LimitExceeded:
+            self._count("rejected", len(events))
+            raise
+        future: Future[None] = Future()
+        if not events:
+            future.set_result(None)
+            return future
+        self._enqueue(list(events), future)
+        return future
+
+    def _enqueue(self, events: list[Event], future: Future[None] | None) -> None:
+        with self._cond:
+            if self._closing:
+                raise Backpressure("the event pipeline is closed", retry_after=1.0)
+            if self._buffered + len(events) > self.max_buffer:
+                self._counts["rejected"] += len(events)
+                raise Backpressure(
+                    f"event buffer is full ({self._buffered} events, max_buffer "
+                    f"{self.max_buffer}); retry later",
+                    retry_after=max(self.retry_interval_s, self.flush_interval_s),
+                )
+            self._pending.append(_Pending(events, future))
+            self._buffered += len(events)
+            self._counts["queued"] += len(events)
+            if future is not None:
+                self._waiters += 1
+            if future is not None or self._buffered >= self.max_batch:
+                self._cond.notify()
+
+    def _count(self, name: str, n: int) -> None:
+        with self._cond:
+            self._counts[name] += n
+
+    # -- control -----------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until everything buffered now is durable (stored or spooled)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            self._waiters += 1  # wake the flusher without waiting for the interval
+            self._cond.notify()
+            try:
+                while self._buffered or self._in_flight:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise TimeoutError("events still buffered after flush timeout")
+                    self._cond.wait(remaining if remaining is not None else 0.1)
+            finally:
+                self._waiters -= 1
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Flush, then wait until the spool is replayed; True when it is empty."""
+        self.flush(timeout)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._next_retry = 0.0
+            self._cond.notify()
+            while not self.spool.is_empty() and time.monotonic() < deadline:
+                self._cond.wait(0.05)
+            return self.spool.is_empty()
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Flush what is buffered (to the store or the spool) and stop the flusher."""
+        with self._cond:
+            if self._closing:
+                return
+        self.flush(timeout)
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._thread.join(timeout)
+        self.spool.close()
+
+    @property
+    def stats(self) -> PipelineStats:
+        """A snapshot of the counters."""
+        with self._cond:
+            return PipelineStats(
+                **self._counts,
+                buffered=self._buffered,
+                spool_bytes=self.spool.pending_bytes,
+                store_errors=self._store_errors,
+                store_available=self._store_ok,
+            )
+
+    # -- the flusher thread ------------------------------------------------------------------
+
+    def _take(self) -> list[_Pending] | None:
+        """Wait for work; return up to ``max_batch`` events' worth of entries (None: stop)."""
+        with self._cond:
+            deadline = time.monotonic() + self.flush_interval_s
+            while True:
+                if self._closing and not self._pending:
+                    return None
+                spool_due = not self.spool.is_empty() and time.monotonic() >= self._next_retry
+                urgent = self._waiters > 0 or self._buffered >= self.max_batch or self._closing
+                if self._pending and (urgent or time.monotonic() >= deadline):
+                    break
+                if spool_due:
+                    return []
+                wait = deadline - time.monotonic() if self._pending else self.flush_interval_s
+                if not self.spool.is_empty():
+                    wait = min(wait, max(0.0, self._next_retry - time.monotonic()))
+                self._cond.wait(max(wait, 0.001))
+            taken: list[_Pending] = []
+            size = 0
+            while self._pending and (
+                not taken or size + len(self._pending[0].events) <= self.max_batch
+            ):
+                entry = self._pending.pop(0)
+                taken.append(entry)
+                size += len(entry.events)
+            self._in_flight = size
+            return taken
+
+    def _run(self) -> None:
+        while True:
+            taken = self._take()
+            if taken is None:
+                return
+            retry: list[_Pending] = []
+            try:
+                self._replay()
+                if taken:
+                    retry = self._write(taken)
+            finally:
+                with self._cond:
+                    self._pending[:0] = retry  # emitted events wait for spool space, in order
+                    self._buffered -= sum(len(e.events) for e in taken if e not in retry)
+                    self._in_flight = 0
+                    self._waiters -= sum(1 for e in taken if e.future is not None)
+                    self._cond.notify_all()
+
+    def _write(self, taken: list[_Pending]) -> list[_Pending]:
+        """Store or spool ``taken``; return the emitted entries that must wait for space."""
+        events = [event for entry in taken for event in entry.events]
+        if self._store_ok and self.spool.is_empty():
+            try:
+                self.store.append(events)
+            except Exception as exc:  # any store failure: keep the events, durably, in the spool
+                self._store_failed(exc)
+            else:
+                self._count("stored", len(events))
+                _resolve(taken, None)
+                return []
+        try:
+            self.spool.append(events)
+        except (Backpressure, OSError) as exc:
+            error = (
+                exc
+                if isinstance(exc, Backpressure)
+                else Backpressure(f"cannot write the event spool: {exc}", retry_after=5.0)
+            )
+            submitted = [e for e in taken if e.future is not None]
+            self._count("rejected", sum(len(e.events) for e in submitted))
+            _resolve(submitted, error)  # submitters were never acknowledged: they retry
+            emitted = [e for e in taken if e.future is None]
+            if self._closing:
+                lost = sum(len(e.events) for e in emitted)
+                self._count("rejected", lost)
+                if lost:
+                    log.error("closing: %d emitted events not stored: %s", lost, error.message)
+                return []
+            return emitted
+        self._count("spooled", len(events))
+        _resolve(taken, None)
+        return []
+
+    def _store_failed(self, exc: BaseException) -> None:
+        with self._cond:
+            self._store_errors += 1
+            if self._store_ok:
+                log.warning("event store unavailable, spooling: %s", exc)
+            self._store_ok = False
+            self._next_retry = time.monotonic() + self.retry_interval_s
+
+    def _replay(self) -> None:
+        """Move spooled batches to the store, oldest first, while the store accepts them."""
+        if self.spool.is_empty() or time.monotonic() < self._next_retry:
+            return
+        for _ in range(self.REPLAY_RECORDS_PER_TURN):
+            record = self.spool.peek()
+            if record is None:
+                break
+            try:
+                self.store.append(record.events)
+            except Exception as exc:
+                self._store_failed(exc)
+                return
+            self.spool.mark_replayed(record)
+            self._count("replayed", len(record.events))
+            with self._cond:
+                self._cond.notify_all()
+        with self._cond:
+            if not self._store_ok and self.spool.is_empty():
+                log.warning("event store is back; spool replayed")
+            self._store_ok = True
+
+
+def _resolve(taken: Iterable[_Pending], error: AbllmError | None) -> None:
+    for entry in taken:
+        if entry.future is not None and not entry.future.done():
+            if error is None:
+                entry.future.set_result(None)
+            else:
+                entry.future.set_exception(error)
