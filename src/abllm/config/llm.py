@@ -43,6 +43,13 @@ class SimProfile(_Strict):
     )
 
 
+class ModelPrice(_Strict):
+    """A per-model price that overrides the shipped table, in USD per million tokens."""
+
+    input_per_1m: float = Field(ge=0, description="USD per 1M input (prompt) tokens")
+    output_per_1m: float = Field(ge=0, description="USD per 1M output (completion) tokens")
+
+
 class LLMConfig(_Strict):
     """How one variant calls its LLM.
 
@@ -71,6 +78,9 @@ class LLMConfig(_Strict):
     )
     timeout_s: float | None = Field(default=None, gt=0)
     sim: SimProfile = Field(default_factory=SimProfile)
+    price: ModelPrice | None = Field(
+        default=None, description="override the price table for this model (cost_usd)"
+    )
 
     @model_validator(mode="after")
     def _prompt_template_has_input(self) -> LLMConfig:

@@ -1,0 +1,264 @@
+"""What the HTTP providers share: one pooled aiohttp session, SSE parsing, error classification.
+
+aiohttp, not httpx: as a proxy's upstream client, httpx.AsyncClient falls from ~1,000 to ~550
+requests/s as concurrency rises (encode/httpx#3215) while aiohttp reaches ~6,600 on the same
+machine (DESIGN.md). Each provider instance owns one ``ClientSession`` for its ``base_url``, so
+connections are reused across calls.
+
+API keys are read from the environment variable that ``llm.api_key_env`` names, at call time,
+and only ever placed in a request header: every message built here goes through :func:`redact`,
+and transport exceptions are re-raised ``from None`` so no chained text can carry a header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
+from typing import Any
+
+import aiohttp
+
+from abllm.config.llm import LLMConfig
+from abllm.errors import ProviderError
+from abllm.providers.base import ChatRequest, ChatResponse, StreamChunk
+
+_KEY_SHAPES = re.compile(r"\b(sk-ant-|sk-|Bearer\s+)[\w\-*.]{6,}")
+_SNIPPET = 300
+
+
+class UpstreamError(ProviderError):
+    """A ProviderError from an HTTP upstream, with its HTTP status and ``Retry-After`` hint."""
+
+    def __init__(
+        self,
+        message: str,
+        error_type: str,
+        status: int = 502,
+        upstream_status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, error_type=error_type, status=status)
+        self.upstream_status = upstream_status
+        self.retry_after = retry_after
+
+
+def redact(text: str, secret: str | None) -> str:
+    """Remove the key (and anything shaped like a provider key) from text meant for humans."""
+    if secret:
+        text = text.replace(secret, "***")
+    return _KEY_SHAPES.sub(lambda m: m.group(1) + "***", text)
+
+
+def api_key(llm: LLMConfig) -> str | None:
+    """The key from the environment variable ``llm.api_key_env`` names (None when unset)."""
+    if llm.api_key_env is None:
+        return None
+    value = os.environ.get(llm.api_key_env)
+    if not value:
+        raise UpstreamError(
+            f"environment variable {llm.api_key_env} (llm.api_key_env) is not set",
+            error_type="auth",
+        )
+    return value
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    try:
+        value = float(headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+def _upstream_message(raw: bytes) -> str:
+    """The ``error.message`` of a JSON error body (OpenAI and Anthropic), else the raw text."""
+    text = raw.decode("utf-8", "replace")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text.strip()
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])
+    return text.strip()
+
+
+def status_error(
+    provider: str,
+    model: str,
+    status: int,
+    raw: bytes,
+    headers: Mapping[str, str],
+    secret: str | None,
+) -> UpstreamError:
+    """Classify an HTTP error answer: 429 rate_limited, 5xx upstream_5xx, other 4xx upstream_4xx.
+
+    The gateway's own status: 429 stays 429, a 400/413/422 (the caller's request was bad) stays,
+    anything else becomes 502 Bad Gateway.
+    """
+    detail = redact(_upstream_message(raw), secret)[:_SNIPPET]
+    message = f"{provider} model {model}: upstream returned HTTP {status}: {detail}"
+    if status == 429:
+        return UpstreamError(message, "rate_limited", 429, status, _retry_after(headers))
+    if status >= 500:
+        return UpstreamError(message, "upstream_5xx", 502, status, _retry_after(headers))
+    own = status if status in (400, 413, 422) else 502
+    return UpstreamError(message, "upstream_4xx", own, status)
+
+
+def transport_error(
+    provider: str, model: str, exc: BaseException, secret: str | None, timeout_s: float
+) -> UpstreamError:
+    """Classify an exception raised while talking to the upstream."""
+    if isinstance(exc, TimeoutError):
+        return UpstreamError(
+            f"{provider} model {model}: no complete answer within the timeout of {timeout_s:g} s",
+            "timeout",
+            504,
+        )
+    detail = redact(f"{type(exc).__name__}: {exc}", secret)[:_SNIPPET]
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return UpstreamError(f"{provider} model {model}: connection failed: {detail}", "connection")
+    return UpstreamError(f"{provider} model {model}: malformed answer: {detail}", "bad_response")
+
+
+def bad_response(provider: str, model: str, what: str) -> UpstreamError:
+    """A well-transported answer whose content is not what the API promises."""
+    return UpstreamError(f"{provider} model {model}: malformed answer: {what}", "bad_response")
+
+
+async def sse_events(content: aiohttp.StreamReader) -> AsyncIterator[tuple[str, str]]:
+    """Server-sent events as ``(event, data)`` pairs (WHATWG SSE: ``data:`` lines joined by \\n)."""
+    event = ""
+    data: list[str] = []
+    async for raw in content:
+        line = raw.decode("utf-8").rstrip("\r\n")
+        if not line:
+            if data:
+                yield event or "message", "\n".join(data)
+            event, data = "", []
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            data.append(value)
+        elif name == "event":
+            event = value
+    if data:
+        yield event or "message", "\n".join(data)
+
+
+def loads_object(provider: str, model: str, raw: bytes | str) -> dict[str, Any]:
+    """Parse a JSON object or raise ``bad_response``."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise bad_response(provider, model, "body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise bad_response(provider, model, "body is not a JSON object")
+    return data
+
+
+class HTTPProvider:
+    """Base of the HTTP providers: pooled session, request, error mapping; subclasses translate.
+
+    Subclasses set ``name`` and implement ``url``, ``headers``, ``body``, ``parse`` and
+    ``chunks`` (wire format only); everything about transport and errors lives here.
+    """
+
+    name = "http"
+
+    def __init__(self, base_url: str, *, limit: int = 256) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._limit = limit
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- wire format, per provider -------------------------------------------------------------
+    def url(self) -> str:
+        raise TypeError(f"{type(self).__name__} must define url()")
+
+    def headers(self, key: str | None) -> dict[str, str]:
+        return {"Content-Type": "application/json"}
+
+    def body(self, req: ChatRequest) -> dict[str, Any]:
+        return req.to_openai_body()
+
+    def parse(self, data: dict[str, Any], req: ChatRequest) -> ChatResponse:
+        return ChatResponse.from_openai_body(data, req.model)
+
+    def chunks(self, resp: aiohttp.ClientResponse, req: ChatRequest) -> AsyncIterator[StreamChunk]:
+        raise TypeError(f"{type(self).__name__} must define chunks()")
+
+    # -- transport -----------------------------------------------------------------------------
+    def session(self) -> aiohttp.ClientSession:
+        """The pooled session, created on first use inside the running event loop."""
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            connector = aiohttp.TCPConnector(limit=self._limit, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
+            self._loop = loop
+        return self._session
+
+    def _post(
+        self, req: ChatRequest, key: str | None, timeout_s: float
+    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        payload = json.dumps(self.body(req)).encode()
+        return self.session().post(
+            self.url(),
+            data=payload,
+            headers=self.headers(key),
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+        )
+
+    async def complete(self, req: ChatRequest, llm: LLMConfig, timeout_s: float) -> ChatResponse:
+        """One non-streaming call; see :class:`abllm.providers.Provider`."""
+        key = api_key(llm)
+        req = replace(req, stream=False)
+        try:
+            async with self._post(req, key, timeout_s) as resp:
+                raw = await resp.read()
+                if resp.status >= 400:
+                    raise status_error(self.name, req.model, resp.status, raw, resp.headers, key)
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise transport_error(self.name, req.model, exc, key, timeout_s) from None
+        data = loads_object(self.name, req.model, raw)
+        try:
+            return self.parse(data, req)
+        except ProviderError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise bad_response(self.name, req.model, f"unexpected shape ({exc!r})") from None
+
+    async def stream(
+        self, req: ChatRequest, llm: LLMConfig, timeout_s: float
+    ) -> AsyncIterator[StreamChunk]:
+        """One streaming call; see :class:`abllm.providers.Provider`."""
+        key = api_key(llm)
+        req = replace(req, stream=True)
+        try:
+            async with self._post(req, key, timeout_s) as resp:
+                if resp.status >= 400:
+                    raw = await resp.read()
+                    raise status_error(self.name, req.model, resp.status, raw, resp.headers, key)
+                async for chunk in self.chunks(resp, req):
+                    yield chunk
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise transport_error(self.name, req.model, exc, key, timeout_s) from None
+
+    async def aclose(self) -> None:
+        """Close the pooled session (and its connections)."""
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
