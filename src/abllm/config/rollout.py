@@ -54,11 +54,24 @@ def _default_winner_stages() -> list[WinnerStage]:
 
 
 class RolloutPlan(_Strict):
-    """Staged exposure: a time schedule, per-arm traffic stages and a winner rollout."""
+    """Staged exposure: a time schedule, per-arm traffic stages and a winner rollout.
+
+    The controller starts the experiment at ``stages[0]`` and, with ``auto_advance``, moves to
+    the next stage once its conditions hold (``after_days`` since start, the current stage's
+    ``min_hours``, and for ``gated`` stages every guardrail holding with ``min_units`` per arm);
+    a stage with none of these conditions is advanced by hand. After a decision names a
+    winner, ``winner`` stages move that share of units to it; reaching 100 % completes the
+    experiment. ``check_interval_s`` is how often the controller evaluates guardrails.
+    """
 
     stages: list[Stage] = Field(default_factory=list)
     winner: list[WinnerStage] = Field(default_factory=_default_winner_stages)
     auto_advance: bool = True
+    auto_winner: bool = Field(
+        default=False,
+        description="start the winner rollout when the analysis recommends shipping a variant",
+    )
+    check_interval_s: float = Field(default=60.0, gt=0)
 
 
 class Guardrail(_Strict):
@@ -67,6 +80,13 @@ class Guardrail(_Strict):
     Bounds: ``max`` / ``min`` are absolute; ``max_ratio`` / ``min_ratio`` are relative to the
     control's value. Each is checked with a one-sided sequential test once at least
     ``min_units`` units per arm have data, so it can be evaluated every minute.
+
+    ``metric`` is a built-in guardrail metric — ``error_rate``, ``latency_ms``, ``ttft_ms``,
+    ``pNN_latency_ms`` / ``pNN_ttft_ms`` (a quantile, e.g. ``p95_latency_ms``), ``cost_usd``
+    (cost per request), ``rating``, ``schema_failure_rate``, ``fallback_rate``,
+    ``retry_rate`` — or the name of one of the experiment's metrics. ``action``: ``pause``
+    sends the arm's units to control, ``rollback`` returns to the previous stage (pausing the
+    arm at the first stage), ``alert`` only calls the alert hooks.
     """
 
     metric: str = Field(min_length=1)

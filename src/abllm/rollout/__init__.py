@@ -1,0 +1,1 @@
+"""Rollouts: stages, guardrails and the controller that moves traffic while watching them."""
