@@ -37,6 +37,10 @@ class Metric(BaseModel):
         default=None,
         description="drop errored llm_call events; default true for quality metrics",
     )
+    fill_missing: bool = Field(
+        default=False,
+        description="count exposed units without data as 0 (a failure for proportions)",
+    )
 
     @model_validator(mode="after")
     def _check_type_fields(self) -> Metric:
