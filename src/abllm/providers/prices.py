@@ -65,7 +65,7 @@ def _entry(model: str, raw: Any, source: str) -> Price | None:
         return None
     inp, out = raw.get("input_cost_per_token"), raw.get("output_cost_per_token")
     if not isinstance(inp, int | float) or not isinstance(out, int | float):
-        return None  # embeddings, images, the "sample_spec" documentation entry
+        return None  # image and audio models priced per image or second
     max_in = raw.get("max_input_tokens")
     max_out = raw.get("max_output_tokens", raw.get("max_tokens"))
     return Price(
@@ -83,6 +83,8 @@ def parse_prices(data: Mapping[str, Any], source: str = "table") -> dict[str, Pr
     """Prices from a LiteLLM-format mapping; entries without per-token costs are skipped."""
     prices = {}
     for model, raw in data.items():
+        if model == "sample_spec":  # LiteLLM's documentation entry, not a model
+            continue
         entry = _entry(model, raw, source)
         if entry is not None:
             prices[model] = entry
