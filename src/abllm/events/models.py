@@ -8,11 +8,13 @@ ids and stores ignore the duplicates.
 from __future__ import annotations
 
 import math
+import os
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, field_validator
 from pydantic import ValidationError as PydanticValidationError
@@ -66,6 +68,19 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def uuid7() -> UUID:
+    """A time-ordered UUID (version 7, RFC 9562 §5.7): 48-bit Unix ms, then 74 random bits.
+
+    Ordered ids keep the stores' ``event_id`` indexes append-mostly (B-tree right-most
+    inserts instead of random page writes), which measurably speeds up ingestion.
+    """
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & (2**48 - 1)) << 80 | 0x7 << 76 | (rand >> 62 & 0xFFF) << 64
+    value |= 0b10 << 62 | rand & (2**62 - 1)
+    return UUID(int=value)
+
+
 class Event(BaseModel):
     """One event, e.g. ``Event(type="feedback", experiment_id="tone", unit_id="u1",
     variant_id="warm", metrics={"thumbs_up": True})``.
@@ -76,7 +91,7 @@ class Event(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    event_id: UUID = Field(default_factory=uuid4)
+    event_id: UUID = Field(default_factory=uuid7)
     ts: datetime = Field(default_factory=_utcnow)
     type: EventType
     experiment_id: Name
