@@ -1,0 +1,366 @@
+"""The request path: route → unit → assignment → provider call → measured events.
+
+:class:`Gateway` holds everything long-lived (experiments, providers, breakers, the event
+pipeline, the runtime-state view, metrics); one request is a :class:`Routed` plus a
+:class:`~abllm.gateway.measure.CallRecord`. Nothing here awaits the event store: events go
+through ``pipeline.emit`` (buffered), so a slow or failed store never slows or fails a call.
+
+Fallback (issue 6, DESIGN.md "fail safe"): when the assigned variant is not the control and
+``fallback_to_control`` holds, a failed call (after retries) or an answer that fails
+``output_schema`` is answered by the control's config instead. The treatment's attempts may use
+half of the time budget, so a hung treatment still leaves the control time to answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+import orjson
+from jsonschema.validators import validator_for
+
+from abllm.assign import assign
+from abllm.config import Experiment, ExperimentFile, LLMConfig, Variant
+from abllm.errors import Backpressure, ProviderError
+from abllm.events import Event
+from abllm.gateway.measure import CallRecord, exposure_event, llm_call_event
+from abllm.gateway.request import ChatCall
+from abllm.gateway.resilience import Attempts, ResilienceSettings, with_retries
+from abllm.gateway.routing import (
+    HEADER_EXPERIMENT,
+    HEADER_TRACE,
+    Router,
+    attributes_from,
+    unit_id_for,
+)
+from abllm.gateway.shape import shape_request
+from abllm.gateway.state import InMemoryStateView, StateReader
+from abllm.providers import BreakerRegistry, ChatRequest, ChatResponse, Provider
+from abllm.telemetry import (
+    GatewayMetrics,
+    LLMSpanStart,
+    end_llm_span,
+    start_llm_span,
+    trace_id_from_traceparent,
+)
+
+log = logging.getLogger("abllm.gateway")
+
+#: Grace added to a provider's own timeout before the gateway cancels the call itself, so the
+#: provider's clearer error wins the race.
+_TIMEOUT_GRACE_S = 0.05
+
+
+class ProviderSource(Protocol):
+    """Where providers come from: ``abllm.providers.ProviderRegistry`` or a test double."""
+
+    def get(self, llm: LLMConfig) -> Provider:
+        """The pooled provider client serving ``llm``."""
+        ...
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """Gateway knobs that are not part of an experiment's definition."""
+
+    default_experiment: str | None = None
+    resilience: ResilienceSettings = field(default_factory=ResilienceSettings)
+    exposure_cache_size: int = 200_000
+    trace_cache_size: int = 200_000
+
+
+class EventSink(Protocol):
+    """Where events go: ``abllm.events.EventPipeline`` (buffered, never blocks the caller)."""
+
+    def emit(self, event: Event) -> None:
+        """Queue one event; raise ``Backpressure`` when full."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TraceInfo:
+    """Who a trace id belongs to, for feedback that names only the trace."""
+
+    experiment_id: str
+    experiment_version: int
+    variant_id: str | None
+    unit_id: str | None
+
+
+@dataclass(slots=True)
+class Routed:
+    """One request after routing and assignment."""
+
+    experiment: Experiment
+    variant: Variant
+    variant_id: str | None
+    unit_id: str | None
+    reason: str
+    trace_id: str
+    started: float
+
+    def response_headers(self) -> list[tuple[bytes, bytes]]:
+        """The X-Abllm-* headers every answer carries."""
+        return [
+            (b"x-abllm-experiment", self.experiment.id.encode()),
+            (b"x-abllm-variant", self.variant.id.encode()),
+            (b"x-abllm-trace-id", self.trace_id.encode()),
+        ]
+
+    @property
+    def fallback(self) -> Variant | None:
+        """The control, when it may answer for a failed treatment."""
+        exp = self.experiment
+        control = exp.control
+        if exp.fallback_to_control and self.variant.id != control.id:
+            return control
+        return None
+
+
+class Gateway:
+    """The experiment-running proxy core, shared by the HTTP layer and tests."""
+
+    def __init__(
+        self,
+        config: ExperimentFile,
+        providers: ProviderSource,
+        *,
+        pipeline: EventSink | None = None,
+        state: StateReader | None = None,
+        metrics: GatewayMetrics | None = None,
+        settings: GatewaySettings | None = None,
+    ) -> None:
+        self.config = config
+        self.settings = settings or GatewaySettings()
+        self.router = Router.build(config, self.settings.default_experiment)
+        self.providers = providers
+        self.pipeline = pipeline
+        self.state: StateReader = state or InMemoryStateView()
+        self.metrics = metrics or GatewayMetrics()
+        res = self.settings.resilience
+        self.breakers = BreakerRegistry(
+            failure_threshold=res.breaker_failures, reset_timeout_s=res.breaker_reset_s
+        )
+        self.dropped_events = 0
+        self._exposed: set[tuple[str, int, str]] = set()
+        self._traces: dict[str, TraceInfo] = {}
+        self._validators: dict[str, Any] = {}
+        for exp in config.experiments:
+            if exp.output_schema is not None:
+                self._validators[exp.id] = validator_for(exp.output_schema)(exp.output_schema)
+
+    # -- routing -------------------------------------------------------------------------
+    def route(self, call: ChatCall, headers: Mapping[str, str]) -> Routed:
+        """Choose the experiment, the unit and its variant; emit the unit's exposure."""
+        exp = self.router.route(call.model, headers.get(HEADER_EXPERIMENT))
+        trace_id = (
+            trace_id_from_traceparent(headers.get("traceparent"))
+            or headers.get(HEADER_TRACE)
+            or os.urandom(16).hex()
+        )
+        unit = unit_id_for(exp, call.user, headers)
+        started = time.monotonic()
+        if unit is None:
+            # Anonymous: nothing to hash, so the control answers and nothing is counted.
+            return Routed(exp, exp.control, None, None, "anonymous", trace_id, started)
+        attributes = attributes_from(headers, call.user) if exp.targeting else None
+        a = assign(exp, unit, attributes, state=self.state.get(exp.id))
+        routed = Routed(
+            exp,
+            exp.variant(a.served_variant_id),
+            a.variant_id,
+            unit,
+            str(a.reason),
+            trace_id,
+            started,
+        )
+        self._remember(routed)
+        if a.variant_id is not None:
+            key = (exp.id, exp.version, unit)
+            if key not in self._exposed:
+                if len(self._exposed) >= self.settings.exposure_cache_size:
+                    self._exposed.clear()
+                self._exposed.add(key)
+                self.emit(exposure_event(exp, a.variant_id, unit, trace_id, routed.reason))
+        return routed
+
+    def _remember(self, r: Routed) -> None:
+        traces = self._traces
+        if len(traces) >= self.settings.trace_cache_size:
+            del traces[next(iter(traces))]
+        traces[r.trace_id] = TraceInfo(
+            r.experiment.id, r.experiment.version, r.variant_id, r.unit_id
+        )
+
+    def trace(self, trace_id: str) -> TraceInfo | None:
+        """The recent request with this trace id, if this process served it."""
+        return self._traces.get(trace_id)
+
+    # -- provider calls ------------------------------------------------------------------
+    def provider_for(self, llm: LLMConfig) -> Provider:
+        """The pooled provider client serving ``llm``."""
+        return self.providers.get(llm)
+
+    async def call(
+        self, req: ChatRequest, llm: LLMConfig, deadline: float, max_retries: int, rec: CallRecord
+    ) -> ChatResponse:
+        """One non-streaming call with retries, the breaker and the deadline."""
+        provider = self.provider_for(llm)
+        breaker = self.breakers.for_llm(llm)
+        cap = llm.timeout_s
+
+        async def attempt(n: int, remaining_s: float) -> ChatResponse:
+            r = req if n == 0 else replace(req, attempt=n)
+            timeout_s = remaining_s if cap is None else min(cap, remaining_s)
+            breaker.before_call()
+            try:
+                async with asyncio.timeout(timeout_s + _TIMEOUT_GRACE_S):
+                    resp = await provider.complete(r, llm, timeout_s)
+            except ProviderError as exc:
+                breaker.record_failure(exc)
+                raise
+            except TimeoutError:
+                err = ProviderError(
+                    f"{llm.provider} model {llm.model} timed out after {timeout_s:.3g} s",
+                    error_type="timeout",
+                    status=504,
+                )
+                breaker.record_failure(err)
+                raise err from None
+            except Exception as exc:  # a provider bug must not turn into a 500
+                log.exception("provider %s raised a non-ProviderError", llm.provider)
+                breaker.record_failure(exc)
+                raise ProviderError(
+                    f"{llm.provider} call failed: {type(exc).__name__}", error_type="bad_response"
+                ) from exc
+            except BaseException:
+                breaker.release()
+                raise
+            breaker.record_success()
+            return resp
+
+        attempts = Attempts()
+        try:
+            return await with_retries(
+                attempt, self.settings.resilience.policy(max_retries), deadline, attempts
+            )
+        finally:
+            rec.attempts += attempts.count
+
+    def has_schema(self, exp: Experiment) -> bool:
+        """Whether answers of ``exp`` are checked against an ``output_schema``."""
+        return exp.id in self._validators
+
+    def schema_valid(self, exp: Experiment, content: str | None) -> bool | None:
+        """Whether the answer satisfies ``output_schema`` (None when the experiment has none)."""
+        validator = self._validators.get(exp.id)
+        if validator is None:
+            return None
+        if content is None:
+            return False
+        try:
+            value = orjson.loads(content)
+        except orjson.JSONDecodeError:
+            return False
+        return bool(validator.is_valid(value))
+
+    async def complete(self, r: Routed, call: ChatCall) -> tuple[dict[str, Any], CallRecord]:
+        """Answer a non-streaming request; raises ProviderError only when no fallback exists."""
+        exp = r.experiment
+        fallback = r.fallback
+        deadline = r.started + exp.timeout_s
+        primary_deadline = r.started + exp.timeout_s / 2 if fallback else deadline
+        rec = CallRecord(llm=r.variant.llm, stream=False)
+        span = self.start_span(r, r.variant.llm, call)
+        req = shape_request(call, r.variant.llm, r.unit_id, r.trace_id)
+        try:
+            try:
+                resp = await self.call(req, r.variant.llm, primary_deadline, exp.max_retries, rec)
+                rec.add_usage(r.variant.llm, resp.model, resp.input_tokens, resp.output_tokens)
+                rec.schema_valid = self.schema_valid(exp, resp.content)
+                if rec.schema_valid is False and fallback is not None:
+                    raise ProviderError(
+                        f"answer of variant {r.variant.id} fails the experiment's output_schema",
+                        error_type="schema_invalid",
+                        status=502,
+                    )
+            except ProviderError as exc:
+                rec.error_type, rec.error_message = exc.error_type, exc.message
+                if fallback is None:
+                    raise
+                final_start = time.monotonic()
+                fb_req = shape_request(call, fallback.llm, r.unit_id, r.trace_id)
+                resp = await self.call(fb_req, fallback.llm, deadline, exp.max_retries, rec)
+                rec.add_usage(fallback.llm, resp.model, resp.input_tokens, resp.output_tokens)
+                rec.fallback, rec.fallback_model = True, fallback.llm.model
+            else:
+                final_start = r.started
+        except ProviderError:
+            rec.latency_ms = (time.monotonic() - r.started) * 1000.0
+            self.finish(r, rec, call, span)
+            raise
+        now = time.monotonic()
+        # The sim provider reports simulated timings that a small time_scale shrinks in real
+        # time; use them for the call that served the answer.
+        served_ms = resp.latency_ms if resp.latency_ms is not None else (now - final_start) * 1e3
+        offset_ms = (final_start - r.started) * 1000.0
+        rec.latency_ms = offset_ms + served_ms
+        rec.ttft_ms = None if resp.ttft_ms is None else offset_ms + resp.ttft_ms
+        rec.finish_reason = resp.finish_reason
+        rec.response_model = resp.model
+        content = resp.content
+        if content is not None:
+            rec.answer.append(content)
+        self.finish(r, rec, call, span)
+        return resp.body, rec
+
+    # -- measurement ---------------------------------------------------------------------
+    def start_span(self, r: Routed, llm: LLMConfig, call: ChatCall) -> Any:
+        return start_llm_span(
+            LLMSpanStart(
+                provider=llm.provider,
+                model=llm.model,
+                experiment_id=r.experiment.id,
+                variant_id=r.variant.id,
+                trace_id=r.trace_id,
+                temperature=llm.temperature if llm.temperature is not None else call.temperature,
+                top_p=llm.top_p if llm.top_p is not None else call.top_p,
+                max_tokens=llm.max_tokens if llm.max_tokens is not None else call.max_tokens,
+                stream=call.stream,
+            )
+        )
+
+    def finish(self, r: Routed, rec: CallRecord, call: ChatCall, span: Any) -> None:
+        """Close the span, count the metrics and emit the ``llm_call`` event."""
+        end_llm_span(
+            span,
+            response_model=rec.response_model,
+            input_tokens=rec.input_tokens,
+            output_tokens=rec.output_tokens,
+            finish_reasons=(rec.finish_reason,) if rec.finish_reason else (),
+            error_type=rec.error_type,
+            fallback=rec.fallback,
+        )
+        self.metrics.observe(rec.observation(r.experiment.id, r.variant_id or "none"))
+        if r.variant_id is not None and r.unit_id is not None:
+            self.emit(
+                llm_call_event(
+                    r.experiment, r.variant_id, r.unit_id, r.trace_id, rec, call.messages
+                )
+            )
+
+    def emit(self, event: Event) -> None:
+        """Hand an event to the pipeline without waiting; a full pipeline drops and counts it."""
+        if self.pipeline is None:
+            return
+        try:
+            self.pipeline.emit(event)
+        except Backpressure:
+            self.dropped_events += 1
+            if self.dropped_events in (1, 100, 10_000) or self.dropped_events % 100_000 == 0:
+                log.warning("event pipeline full: %d events dropped so far", self.dropped_events)

@@ -1,0 +1,296 @@
+"""Streaming answers (SSE) with fallback, TTFT and usage measurement.
+
+A stream is opened before the HTTP status is sent: :meth:`StreamSession.start` waits for the
+first chunk, retrying and falling back to the control while the status can still change, so a
+treatment that fails up front costs the caller nothing but time. Once chunks have gone out, a
+failure cannot be taken back: if the control may still answer, its stream continues the response
+(the caller sees the treatment's partial text followed by the control's full answer, and the
+event records ``error`` and ``fallback``); otherwise an OpenAI-style ``error`` event ends the
+stream, which the official clients raise as ``APIError``.
+
+With an ``output_schema`` the answer must be whole before it can be checked, so the variant's
+stream is buffered, validated, and then replayed or replaced by the control's.
+
+TTFT is the time from the request to the first chunk with content text, measured here rather
+than taken from the provider, so it includes everything the caller waited for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import orjson
+
+from abllm.config import LLMConfig
+from abllm.errors import ProviderError
+from abllm.gateway.core import Gateway, Routed
+from abllm.gateway.measure import CallRecord
+from abllm.gateway.request import ChatCall
+from abllm.gateway.resilience import Attempts, with_retries
+from abllm.gateway.shape import shape_request
+from abllm.providers import CircuitBreaker, StreamChunk, chunk_text, usage_of
+
+log = logging.getLogger("abllm.gateway")
+
+DONE = b"data: [DONE]\n\n"
+_GRACE_S = 0.05
+
+
+def sse(chunk: StreamChunk) -> bytes:
+    """One server-sent event carrying a JSON chunk."""
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+def sse_error(exc: ProviderError) -> bytes:
+    """The OpenAI-style error event that ends a stream that cannot be saved."""
+    error = {"message": exc.message, "type": "provider_error", "code": exc.error_type}
+    return sse({"error": error})
+
+
+class StreamSession:
+    """One streaming request from first chunk to ``[DONE]`` (see the module docstring)."""
+
+    def __init__(self, gw: Gateway, r: Routed, call: ChatCall) -> None:
+        self.gw = gw
+        self.r = r
+        self.call = call
+        self.rec = CallRecord(llm=r.variant.llm, stream=True)
+        self.span = gw.start_span(r, r.variant.llm, call)
+        self.deadline = r.started + r.experiment.timeout_s
+        self.fallback = r.fallback
+        self.keep_text = r.experiment.log_payloads
+        self.aborted = False
+        self._pending: deque[StreamChunk] = deque()
+        self._it: AsyncIterator[StreamChunk] | None = None
+        self._fell_back = False
+        self._finished = False
+        self._breaker: CircuitBreaker | None = None
+
+    async def start(self) -> None:
+        """Get the first chunk (or the whole answer when a schema must be checked).
+
+        Raises ``ProviderError`` only when the call failed and no fallback could answer; the
+        failure is then already measured.
+        """
+        exp = self.r.experiment
+        primary_deadline = (
+            self.r.started + exp.timeout_s / 2 if self.fallback is not None else self.deadline
+        )
+        llm = self.r.variant.llm
+        try:
+            if self.gw.has_schema(exp):
+                await self._start_buffered(llm, primary_deadline)
+            else:
+                self._it, first = await self._open(llm, primary_deadline)
+                self._pending.append(first)
+        except ProviderError as exc:
+            self._record_error(exc)
+            try:
+                await self._fail_over(exc)
+            except ProviderError:
+                self._finish()
+                raise
+
+    async def _start_buffered(self, llm: LLMConfig, deadline: float) -> None:
+        it, first = await self._open(llm, deadline)
+        chunks = [first]
+        try:
+            chunks.extend([chunk async for chunk in it])
+        except ProviderError as exc:
+            self._settle(exc)
+            raise
+        self._settle(None)
+        text = "".join(chunk_text(c) for c in chunks)
+        self.rec.schema_valid = self.gw.schema_valid(self.r.experiment, text)
+        if self.rec.schema_valid is False and self.fallback is not None:
+            for chunk in chunks:  # the treatment's tokens were paid for
+                usage = usage_of(chunk)
+                if usage is not None:
+                    self.rec.add_usage(llm, str(chunk.get("model") or llm.model), *usage)
+            raise ProviderError(
+                f"answer of variant {self.r.variant.id} fails the experiment's output_schema",
+                error_type="schema_invalid",
+                status=502,
+            )
+        self._pending = deque(chunks)
+
+    async def _open(
+        self, llm: LLMConfig, deadline: float
+    ) -> tuple[AsyncIterator[StreamChunk], StreamChunk]:
+        """Open a provider stream and read its first chunk, with retries and the breaker.
+
+        The breaker admits the call here and hears the outcome at the stream's end (or error),
+        through :meth:`_settle`; the chunks are not wrapped in another generator, which would
+        cost a few microseconds per chunk.
+        """
+        provider = self.gw.provider_for(llm)
+        breaker = self.gw.breakers.for_llm(llm)
+        req = shape_request(self.call, llm, self.r.unit_id, self.r.trace_id)
+        cap = llm.timeout_s
+
+        async def attempt(n: int, remaining_s: float) -> tuple[AsyncIterator[StreamChunk], Any]:
+            timeout_s = remaining_s if cap is None else min(cap, remaining_s)
+            breaker.before_call()
+            it = provider.stream(req if n == 0 else replace(req, attempt=n), llm, timeout_s)
+            try:
+                async with asyncio.timeout(timeout_s + _GRACE_S):
+                    first = await anext(it)
+            except StopAsyncIteration:
+                err = ProviderError(
+                    f"{llm.provider} model {llm.model} ended the stream without a chunk",
+                    error_type="bad_response",
+                )
+                breaker.record_failure(err)
+                raise err from None
+            except TimeoutError:
+                await _aclose(it)
+                err = ProviderError(
+                    f"{llm.provider} model {llm.model} sent no chunk within {timeout_s:.3g} s",
+                    error_type="timeout",
+                    status=504,
+                )
+                breaker.record_failure(err)
+                raise err from None
+            except ProviderError as exc:
+                await _aclose(it)
+                breaker.record_failure(exc)
+                raise
+            except BaseException:
+                await _aclose(it)
+                breaker.release()
+                raise
+            return it, first
+
+        attempts = Attempts()
+        try:
+            it, first = await with_retries(
+                attempt,
+                self.gw.settings.resilience.policy(self.r.experiment.max_retries),
+                deadline,
+                attempts,
+            )
+        finally:
+            self.rec.attempts += attempts.count
+        self._breaker = breaker
+        return it, first
+
+    def _settle(self, exc: BaseException | None) -> None:
+        """Tell the open stream's breaker how the stream ended."""
+        breaker, self._breaker = self._breaker, None
+        if breaker is None:
+            return
+        if exc is None:
+            breaker.record_success()
+        else:
+            breaker.record_failure(exc)
+
+    def _record_error(self, exc: ProviderError) -> None:
+        if self.rec.error_type is None:
+            self.rec.error_type, self.rec.error_message = exc.error_type, exc.message
+
+    async def _fail_over(self, exc: ProviderError) -> None:
+        """Continue with the control's stream, or re-raise when there is none (or it failed)."""
+        if self.fallback is None or self._fell_back:
+            raise exc
+        self._fell_back = True
+        self.rec.fallback, self.rec.fallback_model = True, self.fallback.llm.model
+        if self._it is not None:
+            await _aclose(self._it)
+            self._it = None
+        self._settle(exc)
+        self._it, first = await self._open(self.fallback.llm, self.deadline)
+        self._pending = deque((first,))
+
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
+        """The SSE body: every chunk, then ``[DONE]`` (or an error event if nothing can answer)."""
+        include_usage = self.call.include_usage
+        rec = self.rec
+        started = self.r.started
+        try:
+            while True:
+                if self._pending:
+                    chunk = self._pending.popleft()
+                elif self._it is None:
+                    break
+                else:
+                    try:
+                        chunk = await anext(self._it)
+                    except StopAsyncIteration:
+                        self._settle(None)
+                        break
+                    except ProviderError as exc:
+                        if not await self._mid_stream_failure(exc):
+                            yield sse_error(exc)
+                            return
+                        continue
+                    except Exception as exc:  # a provider bug must not kill the answer
+                        log.exception("provider stream raised a non-ProviderError")
+                        err = ProviderError(f"stream failed: {type(exc).__name__}", "bad_response")
+                        if not await self._mid_stream_failure(err):
+                            yield sse_error(err)
+                            return
+                        continue
+                choices = chunk.get("choices")
+                if choices:
+                    choice = choices[0]
+                    text = chunk_text(chunk)
+                    if text:
+                        if rec.ttft_ms is None:
+                            rec.ttft_ms = (time.monotonic() - started) * 1000.0
+                        if self.keep_text:
+                            rec.answer.append(text)
+                    finish = choice.get("finish_reason")
+                    if finish:
+                        rec.finish_reason = finish
+                    if rec.response_model is None:
+                        rec.response_model = chunk.get("model")
+                usage = usage_of(chunk)
+                if usage is not None:
+                    llm = self.fallback.llm if self._fell_back and self.fallback else rec.llm
+                    rec.add_usage(llm, str(chunk.get("model") or llm.model), *usage)
+                    if not choices and not include_usage:
+                        continue
+                yield sse(chunk)
+            yield DONE
+        finally:
+            if self._it is not None:
+                await _aclose(self._it)
+            if self._breaker is not None:  # the caller went away: no verdict on the upstream
+                self._breaker.release()
+                self._breaker = None
+            self._finish()
+
+    async def _mid_stream_failure(self, exc: ProviderError) -> bool:
+        """Record the failure; True when the control's stream now continues the answer."""
+        self._settle(exc)
+        self._record_error(exc)
+        try:
+            await self._fail_over(exc)
+        except ProviderError as final:
+            if final is not exc:
+                self.rec.error_message = f"{self.rec.error_message}; fallback: {final.message}"
+            return False
+        return True
+
+    def _finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self.rec.latency_ms = (time.monotonic() - self.r.started) * 1000.0
+        self.rec.aborted = self.aborted
+        self.gw.finish(self.r, self.rec, self.call, self.span)
+
+
+async def _aclose(it: AsyncIterator[StreamChunk]) -> None:
+    aclose = getattr(it, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:  # closing a broken stream must not mask the real error
+            log.debug("closing a provider stream failed", exc_info=True)

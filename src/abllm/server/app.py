@@ -1,0 +1,122 @@
+"""The FastAPI app factory: the gateway's hot route plus the JSON routes around it.
+
+``POST /v1/chat/completions`` is served by the raw ASGI endpoint in ``abllm.gateway.asgi``
+(mounted as the outermost middleware, see its docstring for why); the other routes are ordinary
+FastAPI routes in :mod:`abllm.server.routes`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from abllm.config import ExperimentFile
+from abllm.errors import AbllmError, Backpressure, NotFound, StoreUnavailable, ValidationError
+from abllm.events import EventPipeline, EventStore
+from abllm.gateway import (
+    ChatCompletionsEndpoint,
+    Gateway,
+    GatewaySettings,
+    HotPathMiddleware,
+    StateReader,
+)
+from abllm.providers import ProviderRegistry
+from abllm.server.routes import router
+from abllm.telemetry import GatewayMetrics
+
+log = logging.getLogger("abllm.server")
+
+
+@dataclass
+class AppState:
+    """What the routes need, kept on ``app.state.abllm``."""
+
+    gateway: Gateway
+    store: EventStore | None
+    pipeline: EventPipeline | None
+    ready: bool = False
+
+
+def error_response(exc: AbllmError) -> JSONResponse:
+    """An abllm error as JSON with its stable code; never a traceback."""
+    status = 500
+    headers: dict[str, str] = {}
+    if isinstance(exc, ValidationError):
+        status = 400
+    elif isinstance(exc, NotFound):
+        status = 404
+    elif isinstance(exc, Backpressure):
+        status = 503
+        headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    elif isinstance(exc, StoreUnavailable):
+        status = 503
+    body = {"error": {"code": exc.code, "message": exc.message}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def create_app(
+    config: ExperimentFile,
+    store: EventStore | None = None,
+    *,
+    pipeline: EventPipeline | None = None,
+    providers: ProviderRegistry | None = None,
+    state: StateReader | None = None,
+    settings: GatewaySettings | None = None,
+    metrics: GatewayMetrics | None = None,
+    spool_dir: str | os.PathLike[str] | None = None,
+) -> FastAPI:
+    """Build the app for ``config``.
+
+    ``store`` receives the events through an :class:`EventPipeline` that the app creates (spool
+    in ``spool_dir``, default ``./abllm-data/spool``) and closes on shutdown, unless ``pipeline``
+    is given (then the caller owns it). ``providers`` and ``state`` default to a fresh
+    :class:`ProviderRegistry` and an in-memory state view; the app closes only what it made.
+    """
+    owns_pipeline = pipeline is None and store is not None
+    if owns_pipeline and store is not None:
+        spool = Path(spool_dir) if spool_dir is not None else Path("./abllm-data/spool")
+        pipeline = EventPipeline(store, spool_dir=spool)
+    if pipeline is not None and store is None:
+        store = pipeline.store
+    owns_providers = providers is None
+    registry = providers or ProviderRegistry()
+    gateway = Gateway(
+        config, registry, pipeline=pipeline, state=state, metrics=metrics, settings=settings
+    )
+    app_state = AppState(gateway=gateway, store=store, pipeline=pipeline)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app_state.ready = True
+        try:
+            yield
+        finally:
+            app_state.ready = False
+            if owns_providers:
+                await registry.aclose()
+            if owns_pipeline and pipeline is not None:
+                pipeline.close()
+
+    app = FastAPI(
+        title="abllm",
+        summary="A/B testing and gradual rollout for LLM features",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.abllm = app_state
+    app.include_router(router)
+
+    @app.exception_handler(AbllmError)
+    async def _abllm_error(request: Request, exc: AbllmError) -> JSONResponse:
+        return error_response(exc)
+
+    app.add_middleware(HotPathMiddleware, endpoint=ChatCompletionsEndpoint(gateway))
+    return app

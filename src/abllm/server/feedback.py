@@ -1,0 +1,123 @@
+"""Turning a feedback request into a ``feedback`` event for the right variant."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+
+from abllm.assign import assign
+from abllm.errors import NotFound, ValidationError
+from abllm.events import Event, EventStore, parse_event
+from abllm.gateway import Gateway, TraceInfo
+from abllm.telemetry import redact
+
+#: Keys with a meaning of their own; every other key is a metric (number/bool) or an attribute.
+_RESERVED = frozenset(
+    {"trace_id", "experiment_id", "unit_id", "variant_id", "event_id", "ts", "attrs", "metrics"}
+)
+_MAX_BODY = 32 * 1024
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """The request body as a JSON object; 400 naming the problem otherwise."""
+    if len(raw) > _MAX_BODY:
+        raise ValidationError(f"body: {len(raw)} bytes is over the limit of {_MAX_BODY} bytes")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError(f"body: not valid JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise ValidationError("body: must be a JSON object")
+    return body
+
+
+def _trace_from_store(store: EventStore | None, trace_id: str) -> TraceInfo | None:
+    if store is None:
+        return None
+    rows = store.query(
+        "SELECT experiment_id, experiment_version, variant_id, unit_id FROM abllm_events "
+        "WHERE trace_id = ? AND type IN ('llm_call', 'exposure') LIMIT 1",
+        [trace_id],
+    )
+    if not rows:
+        return None
+    exp_id, version, variant_id, unit_id = rows[0]
+    return TraceInfo(str(exp_id), int(version), variant_id, unit_id)
+
+
+def _split(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    metrics: dict[str, Any] = dict(body.get("metrics") or {})
+    attrs: dict[str, Any] = {}
+    extra_attrs = body.get("attrs") or {}
+    if not isinstance(extra_attrs, dict):
+        raise ValidationError("attrs: must be an object")
+    for key, value in [*body.items(), *extra_attrs.items()]:
+        if key in _RESERVED:
+            continue
+        if isinstance(value, bool | int | float) or value is None:
+            if key in extra_attrs:
+                attrs[key] = value
+            else:
+                metrics[key] = value
+        elif isinstance(value, str):
+            attrs[key] = redact(value)[:2000]
+        else:
+            raise ValidationError(f"{key}: must be a number, a boolean or a string")
+    return metrics, attrs
+
+
+async def build_feedback_event(
+    body: dict[str, Any], gateway: Gateway, store: EventStore | None
+) -> Event | None:
+    """The feedback event, or None when the unit is outside the experiment's analysis."""
+    trace_id = body.get("trace_id")
+    if trace_id is not None:
+        if not isinstance(trace_id, str) or not trace_id:
+            raise ValidationError("trace_id: must be a non-empty string")
+        info = gateway.trace(trace_id) or await asyncio.to_thread(
+            _trace_from_store, store, trace_id
+        )
+        if info is None:
+            raise NotFound(f"trace_id {trace_id!r} is not a request this gateway served")
+        if info.variant_id is None or info.unit_id is None:
+            return None
+        exp_id, version, variant_id, unit_id = (
+            info.experiment_id,
+            info.experiment_version,
+            info.variant_id,
+            info.unit_id,
+        )
+    else:
+        raw_exp, raw_unit = body.get("experiment_id"), body.get("unit_id")
+        if not isinstance(raw_exp, str) or not isinstance(raw_unit, str) or not raw_unit:
+            raise ValidationError(
+                "trace_id: required (or both experiment_id and unit_id) to attribute feedback"
+            )
+        try:
+            exp = gateway.config.get(raw_exp)
+        except KeyError:
+            raise NotFound(f"experiment_id: no experiment {raw_exp!r}") from None
+        unit_id = raw_unit
+        a = assign(exp, unit_id, state=gateway.state.get(exp.id))
+        if a.variant_id is None:
+            return None
+        exp_id, version, variant_id = exp.id, exp.version, a.variant_id
+    metrics, attrs = _split(body)
+    if not metrics:
+        raise ValidationError("feedback needs at least one metric, e.g. rating or thumbs_up")
+    data: dict[str, Any] = {
+        "type": "feedback",
+        "experiment_id": exp_id,
+        "experiment_version": version,
+        "variant_id": variant_id,
+        "unit_id": unit_id,
+        "trace_id": trace_id,
+        "metrics": metrics,
+        "attrs": attrs,
+    }
+    for key in ("event_id", "ts"):
+        if body.get(key) is not None:
+            data[key] = body[key]
+    return parse_event(data)
