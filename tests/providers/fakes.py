@@ -3,7 +3,8 @@
 Each request takes the next behaviour from ``script`` ("ok" once the script is empty):
 ok, 500, 529, 429, 400, 401_echo (echoes the caller's key in the error, as OpenAI does), slow,
 malformed, drop (connection closed mid-answer), stall (stream: first chunk, then silence),
-error_event (stream: an error event mid-stream), truncated (stream ends without its end marker).
+error_event (stream: an error event mid-stream), truncated (stream ends without its end marker),
+json_for_stream (a JSON body where an event stream was asked for).
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ class FakeUpstream:
             return early
         text = f"echo: {_last_user_text(body)}"
         usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
-        if not body.get("stream"):
+        if not body.get("stream") or mode == "json_for_stream":
             if mode == "drop":
                 return await self._drop(request, b'{"id": "chatcmpl-1", "choi')
             return web.json_response(

@@ -7,6 +7,7 @@ import logging
 import socket
 import traceback
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import pytest
@@ -269,3 +270,16 @@ def test_missing_key_env_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> 
     exc, fake = _with_fake([], body)
     assert exc.error_type == "auth" and ENV in exc.message
     assert fake.seen == []
+
+
+def test_json_answer_to_a_stream_request_is_bad_response() -> None:
+    exc, _ = _error(["json_for_stream"], True)
+    assert exc.error_type == "bad_response" and "event stream" in exc.message
+
+
+def test_reasoning_models_get_max_completion_tokens() -> None:
+    assert OpenAIProvider().body(_req(max_tokens=9)) == {**_req(max_tokens=9).to_openai_body()}
+    body = OpenAIProvider().body(replace(_req(max_tokens=9), model="o3-mini"))
+    assert body["max_completion_tokens"] == 9 and "max_tokens" not in body
+    body = OpenAIProvider().body(replace(_req(), model="gpt-5-mini"))
+    assert "max_completion_tokens" not in body and "max_tokens" not in body

@@ -250,6 +250,9 @@ class HTTPProvider:
                 if resp.status >= 400:
                     raw = await resp.read()
                     raise status_error(self.name, req.model, resp.status, raw, resp.headers, key)
+                if resp.content_type == "application/json":
+                    detail = redact(_upstream_message(await resp.read()), key)[:_SNIPPET]
+                    raise bad_response(self.name, req.model, f"expected an event stream: {detail}")
                 async for chunk in self.chunks(resp, req):
                     yield chunk
         except ProviderError:

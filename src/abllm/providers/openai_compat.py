@@ -10,6 +10,7 @@ was cut (``connection``).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,6 +21,7 @@ from abllm.providers._http import HTTPProvider, UpstreamError, bad_response, red
 from abllm.providers.base import ChatRequest, ChatResponse, StreamChunk
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+_REASONING = re.compile(r"^(openai/)?(o\d|gpt-5)")
 
 
 class OpenAIProvider(HTTPProvider):
@@ -45,7 +47,11 @@ class OpenAIProvider(HTTPProvider):
         return headers
 
     def body(self, req: ChatRequest) -> dict[str, Any]:
-        return req.to_openai_body()
+        body = req.to_openai_body()
+        # OpenAI's reasoning models reject max_tokens and take max_completion_tokens instead.
+        if "max_tokens" in body and _REASONING.match(req.model):
+            body.setdefault("max_completion_tokens", body.pop("max_tokens"))
+        return body
 
     def parse(self, data: dict[str, Any], req: ChatRequest) -> ChatResponse:
         if "error" in data and "choices" not in data:
