@@ -1,0 +1,162 @@
+"""Two-proportion inference: score tests, Wilson/Newcombe and Koopman intervals, k-arm χ².
+
+Conventions follow statsmodels with group 1 = treatment and group 0 = control, and the score
+tests use no small-sample ``N/(N−1)`` correction, so that at "no difference" the test is the
+classic pooled two-proportion z-test (``statsmodels.stats.proportion.proportions_ztest``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from abllm.errors import ValidationError
+from abllm.stats._types import FloatArray, Value, arr
+from abllm.stats.summaries import ProportionStats
+
+
+def wilson_interval(successes: Value, n: Value, q: Value) -> tuple[FloatArray, FloatArray]:
+    """Wilson score interval for one proportion at multiplier ``q`` (Wilson 1927)."""
+    s, n_, q2 = arr(successes), arr(n), arr(q) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = s / n_
+        denom = 1.0 + q2 / n_
+        center = (p + q2 / (2.0 * n_)) / denom
+        half = np.sqrt(q2) * np.sqrt(p * (1.0 - p) / n_ + q2 / (4.0 * n_**2)) / denom
+    lower: FloatArray = center - half
+    upper: FloatArray = center + half
+    return lower, upper
+
+
+def newcombe_interval(
+    s_t: Value, n_t: Value, s_c: Value, n_c: Value, q: Value
+) -> tuple[FloatArray, FloatArray]:
+    """Newcombe's hybrid score interval for p_t − p_c (Newcombe 1998, method 10).
+
+    Built from the two Wilson intervals; matches statsmodels'
+    ``confint_proportions_2indep(method="newcomb")``.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pt, pc = arr(s_t) / arr(n_t), arr(s_c) / arr(n_c)
+    lt, ut = wilson_interval(s_t, n_t, q)
+    lc, uc = wilson_interval(s_c, n_c, q)
+    diff = pt - pc
+    lower = diff - np.sqrt((pt - lt) ** 2 + (uc - pc) ** 2)
+    upper = diff + np.sqrt((ut - pt) ** 2 + (pc - lc) ** 2)
+    return lower, upper
+
+
+def score_statistic(
+    s_t: Value, n_t: Value, s_c: Value, n_c: Value, null: float, relative: bool
+) -> FloatArray:
+    """Score z statistic for H0: p_t − p_c = null, or p_t / p_c = null when ``relative``.
+
+    The variance is evaluated at the maximum-likelihood proportions restricted to H0
+    (Miettinen & Nurminen 1985; Farrington & Manning 1990) — the pooled proportion when the
+    null is "no difference", which gives the pooled two-proportion z-test.
+    """
+    x1, n1, x0, n0 = arr(s_t), arr(n_t), arr(s_c), arr(n_c)
+    n, x = n1 + n0, x1 + x0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p1, p0 = x1 / n1, x0 / n0
+        if relative:
+            ratio = null
+            if ratio == 1.0:
+                r0 = r1 = x / n
+            else:
+                a = n * ratio
+                b = -(n1 * ratio + x1 + n0 + x0 * ratio)
+                r0 = (-b - np.sqrt(b * b - 4.0 * a * x)) / (2.0 * a)
+                r1 = r0 * ratio
+            var = r1 * (1.0 - r1) / n1 + ratio**2 * r0 * (1.0 - r0) / n0
+            z_ratio: FloatArray = (p1 - ratio * p0) / np.sqrt(var)
+            return z_ratio
+        delta = null
+        if delta == 0.0:
+            r0 = r1 = x / n
+        else:
+            # restricted MLE: root of a cubic, trigonometric solution (Farrington & Manning 1990)
+            t3 = n
+            t2 = (n1 + 2.0 * n0) * delta - n - x
+            t1 = (x0 * delta - n - 2.0 * x0) * delta + x
+            t0 = x0 * delta * (1.0 - delta)
+            v = (t2 / (3.0 * t3)) ** 3 - t1 * t2 / (6.0 * t3**2) + t0 / (2.0 * t3)
+            u = np.sign(v) * np.sqrt((t2 / (3.0 * t3)) ** 2 - t1 / (3.0 * t3))
+            w = (np.pi + np.arccos(np.clip(v / u**3, -1.0, 1.0))) / 3.0
+            r0 = 2.0 * u * np.cos(w) - t2 / (3.0 * t3)
+            r1 = r0 + delta
+        var = r1 * (1.0 - r1) / n1 + r0 * (1.0 - r0) / n0
+        z_diff: FloatArray = (p1 - p0 - delta) / np.sqrt(var)
+        return z_diff
+
+
+def koopman_ratio_interval(
+    s_t: Value, n_t: Value, s_c: Value, n_c: Value, q: Value
+) -> tuple[FloatArray, FloatArray]:
+    """Score interval for p_t / p_c (Koopman 1984), closed form via Nam's cubic (Nam 1995).
+
+    It inverts the same score test as :func:`score_statistic` with ``relative=True``, so it
+    contains 1 exactly when the pooled z-test does not reject. Matches statsmodels'
+    ``confint_proportions_2indep(compare="ratio", method="score", correction=False)``.
+    Needs ``s_c > 0`` (NaN otherwise: the ratio is unbounded).
+    """
+    x1, n1, x0, n0, z = np.broadcast_arrays(arr(s_t), arr(n_t), arr(s_c), arr(n_c), arr(q) ** 2)
+    x, n = x0 + x1, n0 + n1
+    a1 = n0 * (n0 * n * x1 + n1 * (n0 + x1) * z)
+    a2 = -n0 * (n0 * n1 * x + 2.0 * n * x0 * x1 + n1 * (n0 + x0 + 2.0 * x1) * z)
+    a3 = 2.0 * n0 * n1 * x0 * x + n * x0 * x0 * x1 + n0 * n1 * x * z
+    a4 = -n1 * x0 * x0 * x
+    flat = [c.reshape(-1) for c in (a1, a2, a3, a4)]
+    ok = (flat[0] != 0) & (flat[3] != 0) & np.all(np.isfinite(np.stack(flat)), axis=0)
+    lower = np.full(flat[0].shape, np.nan)
+    upper = np.full(flat[0].shape, np.nan)
+    if ok.any():
+        lead = flat[0][ok]
+        companion = np.zeros((int(ok.sum()), 3, 3))
+        companion[:, 0, 0] = -flat[1][ok] / lead
+        companion[:, 0, 1] = -flat[2][ok] / lead
+        companion[:, 0, 2] = -flat[3][ok] / lead
+        companion[:, 1, 0] = 1.0
+        companion[:, 2, 1] = 1.0
+        roots = np.sort(np.linalg.eigvals(companion).real, axis=1)
+        p_hi, p_lo = roots[:, 1], roots[:, 0]  # the two smallest roots, as in Nam (1995)
+        x1k, n1k, x0k, nk = (v.reshape(-1)[ok] for v in (x1, n1, x0, n))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lower[ok] = (1.0 - (n1k - x1k) * (1.0 - p_hi) / (x0k + n1k - nk * p_hi)) / p_hi
+            upper[ok] = (1.0 - (n1k - x1k) * (1.0 - p_lo) / (x0k + n1k - nk * p_lo)) / p_lo
+    return lower.reshape(x1.shape), upper.reshape(x1.shape)
+
+
+@dataclass(frozen=True)
+class ChiSquareResult:
+    """Pearson χ² test of independence; ``df`` degrees of freedom."""
+
+    statistic: float
+    df: int
+    p_value: float
+
+
+def proportions_chi2(arms: Sequence[ProportionStats]) -> ChiSquareResult:
+    """Pearson χ² test that all k arms share one conversion rate (2 × k table, k − 1 df).
+
+    Matches ``scipy.stats.chi2_contingency(table, correction=False)``. With a rate of 0 or 1 in
+    every arm there is nothing to test and the p-value is 1.
+    """
+    if len(arms) < 2:
+        raise ValidationError(f"proportions_chi2 needs at least 2 arms, got {len(arms)}")
+    n = np.array([float(a.n) for a in arms])
+    s = np.array([float(a.successes) for a in arms])
+    if np.any(n <= 0):
+        raise ValidationError("proportions_chi2: every arm needs n > 0")
+    pooled = s.sum() / n.sum()
+    df = len(arms) - 1
+    if pooled in (0.0, 1.0):
+        return ChiSquareResult(statistic=0.0, df=df, p_value=1.0)
+    expected_s, expected_f = n * pooled, n * (1.0 - pooled)
+    stat = float(
+        np.sum((s - expected_s) ** 2 / expected_s + (n - s - expected_f) ** 2 / expected_f)
+    )
+    return ChiSquareResult(statistic=stat, df=df, p_value=float(special.chdtrc(df, stat)))
