@@ -283,3 +283,18 @@ def test_reasoning_models_get_max_completion_tokens() -> None:
     assert body["max_completion_tokens"] == 9 and "max_tokens" not in body
     body = OpenAIProvider().body(replace(_req(), model="gpt-5-mini"))
     assert "max_completion_tokens" not in body and "max_tokens" not in body
+
+
+def test_provider_survives_a_new_event_loop() -> None:
+    """A registry made at startup may be used from a later loop (e.g. a test's asyncio.run)."""
+    provider = OpenAIProvider("http://127.0.0.1:9/v1")
+
+    async def once() -> Any:
+        async with FakeUpstream() as fake:
+            provider._url = f"{fake.openai_url}/chat/completions"
+            llm = LLMConfig(provider="openai", model="m", base_url=fake.openai_url)
+            return await provider.complete(_req(), llm, 5.0)
+
+    assert asyncio.run(once()).content == "echo: hello there"
+    assert asyncio.run(once()).content == "echo: hello there"  # a fresh session, new loop
+    asyncio.run(provider.aclose())

@@ -261,7 +261,11 @@ class HTTPProvider:
             raise transport_error(self.name, req.model, exc, key, timeout_s) from None
 
     async def aclose(self) -> None:
-        """Close the pooled session (and its connections)."""
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
+        """Close the pooled session (and its connections).
+
+        A session made in an event loop that has since ended cannot be closed from another
+        one: it is dropped (its sockets went with its loop).
+        """
+        session, self._session = self._session, None
+        if session is not None and not session.closed and self._loop is asyncio.get_running_loop():
+            await session.close()
