@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import re
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
@@ -166,7 +167,7 @@ def loads_object(provider: str, model: str, raw: bytes | str) -> dict[str, Any]:
     return data
 
 
-class HTTPProvider:
+class HTTPProvider(ABC):
     """Base of the HTTP providers: pooled session, request, error mapping; subclasses translate.
 
     Subclasses set ``name`` and implement ``url``, ``headers``, ``body``, ``parse`` and
@@ -182,8 +183,9 @@ class HTTPProvider:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- wire format, per provider -------------------------------------------------------------
+    @abstractmethod
     def url(self) -> str:
-        raise TypeError(f"{type(self).__name__} must define url()")
+        """The endpoint every call posts to."""
 
     def headers(self, key: str | None) -> dict[str, str]:
         return {"Content-Type": "application/json"}
@@ -194,8 +196,9 @@ class HTTPProvider:
     def parse(self, data: dict[str, Any], req: ChatRequest) -> ChatResponse:
         return ChatResponse.from_openai_body(data, req.model)
 
+    @abstractmethod
     def chunks(self, resp: aiohttp.ClientResponse, req: ChatRequest) -> AsyncIterator[StreamChunk]:
-        raise TypeError(f"{type(self).__name__} must define chunks()")
+        """Translate the upstream's event stream into OpenAI chunks."""
 
     # -- transport -----------------------------------------------------------------------------
     def session(self) -> aiohttp.ClientSession:
