@@ -1,1 +1,51 @@
-"""Rollouts: stages, guardrails and the controller that moves traffic while watching them."""
+"""Rollouts: stages, guardrails and the controller that moves traffic while watching them.
+
+``policy`` is pure (state + live results + guardrails + plan + now -> decision); the
+``controller`` applies its decisions on a schedule; ``actions`` are the hand-driven operations
+(kill, resume, advance, rollback) the CLI and admin API share.
+"""
+
+from abllm.rollout.actions import (
+    advance,
+    kill,
+    register_experiment,
+    register_experiments,
+    require_state,
+    resume,
+    rollback,
+)
+from abllm.rollout.alerts import Alert, AlertHook, LogAlert, WebhookAlert
+from abllm.rollout.controller import Outcome, RolloutController
+from abllm.rollout.live import AnalysisResults, ResultsSource, live_from_result
+from abllm.rollout.policy import Decision, decide, gate_failures
+from abllm.rollout.results import GuardrailCheck, LiveResults
+from abllm.rollout.stages import next_step, plan_of, position, previous_step, registered
+
+__all__ = [
+    "Alert",
+    "AlertHook",
+    "AnalysisResults",
+    "Decision",
+    "GuardrailCheck",
+    "LiveResults",
+    "LogAlert",
+    "Outcome",
+    "ResultsSource",
+    "RolloutController",
+    "WebhookAlert",
+    "advance",
+    "decide",
+    "gate_failures",
+    "kill",
+    "live_from_result",
+    "next_step",
+    "plan_of",
+    "position",
+    "previous_step",
+    "register_experiment",
+    "register_experiments",
+    "registered",
+    "require_state",
+    "resume",
+    "rollback",
+]

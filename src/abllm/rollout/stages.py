@@ -8,21 +8,20 @@ No I/O: the CLI, the admin API and the controller all call these and store the r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from abllm.config import Experiment, RolloutPlan
 from abllm.errors import Conflict, NotFound
-from abllm.state.models import Action, ExperimentState, replace, variant_fingerprint
+from abllm.state.models import (
+    Action,
+    ExperimentState,
+    Transition,
+    replace,
+    variant_fingerprint,
+)
 
-
-@dataclass(frozen=True)
-class Step:
-    """A transition: the wanted state, what it is called in the audit log and why."""
-
-    state: ExperimentState
-    action: Action
-    reason: str
+#: A transition: the wanted state, what it is called in the audit log and why.
+Step = Transition
 
 
 def plan_of(experiment: Experiment | None) -> RolloutPlan:
