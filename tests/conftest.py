@@ -57,3 +57,15 @@ def redis_url() -> str:
 def unique_name() -> str:
     """A fresh identifier for a schema, database or key prefix (letters, digits, _)."""
     return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def chdb_available() -> None:
+    """Skip (or fail under CI=true) when chdb, ClickHouse's in-process engine, is absent."""
+    try:
+        import chdb  # noqa: F401
+    except ImportError:
+        message = "chdb is not installed (pip install 'abllm[clickhouse]')"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}; CI=true requires it")
+        pytest.skip(message)
