@@ -257,6 +257,7 @@ class StreamSession:
                     if not choices and not include_usage:
                         continue
                 yield sse(chunk)
+            self._finish()  # measured before [DONE], so the event exists once the caller is done
             yield DONE
         finally:
             if self._it is not None:
