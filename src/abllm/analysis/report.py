@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from abllm.analysis.result import (
@@ -57,7 +58,13 @@ def _pval(cmp: Comparison | None) -> str:
     if not math.isfinite(cmp.p_value):
         return cmp.error or "–"
     mark = " [green]✓[/]" if cmp.significant else ""
-    return f"{cmp.p_value:.3f}{mark}"
+    return f"{_p(cmp.p_value)}{mark}"
+
+
+def _p(p: float) -> str:
+    if not math.isfinite(p):
+        return "–"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def _lift(cmp: Comparison | None) -> str:
@@ -167,7 +174,7 @@ def print_result(result: ExperimentResult, console: Console) -> None:
     console.print(f"Sample ratio check: {srm_text} (p={p})")
     for g in result.guardrails:
         state = "[red]BREACHED[/]" if g.breached else "ok"
-        console.print(f"Guardrail {g.metric} [{g.variant}]: {state} — {g.reason}")
+        console.print(f"Guardrail {g.metric} ({g.variant}): {state} — {escape(g.reason)}")
     for w in result.warnings:
         console.print(f"[yellow]warning:[/] {w}")
     rec = result.recommendation

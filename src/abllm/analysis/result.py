@@ -71,6 +71,9 @@ class Comparison:
     p_value_adjusted: float
     significant: bool
     error: str | None = None
+    seq_diff_ci: tuple[float, float] = (float("nan"), float("nan"))
+    seq_rel_ci: tuple[float, float] = (float("nan"), float("nan"))
+    expected_loss: float = float("nan")
 
     def better(self, direction: Direction) -> bool:
         """Whether the point estimate moves the metric in its good direction."""

@@ -47,6 +47,9 @@ def _arm(arm: ArmResult, cmp: Comparison | None) -> dict[str, JSONValue]:
                 "rel_ci": _pair(cmp.rel_ci),
                 "chance_to_win": _num(cmp.chance_to_win),
                 "p_value_adjusted": _num(cmp.p_value_adjusted),
+                "diff_ci_sequential": _pair(cmp.seq_diff_ci),
+                "rel_ci_sequential": _pair(cmp.seq_rel_ci),
+                "expected_loss": _num(cmp.expected_loss),
                 "significant": bool(cmp.significant),
                 "error": cmp.error,
             }

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from abllm.analysis.dialects import Dialect
-from abllm.analysis.specs import MetricSpec
+from abllm.analysis.specs import WELL_KNOWN_FIELDS, MetricSpec
 
 #: The errored-trace flag: feedback/outcome events on a failed call's trace are excluded from
 #: quality metrics (seed 000, "LLM errors disproportionately affect one variant").
@@ -61,6 +61,21 @@ def _events_cte(d: Dialect, relation: str, scope: Scope) -> str:
     if scope.until is not None:
         conds.append(f"ts <= {d.ts(scope.until)}")
     return f"SELECT * FROM {relation} WHERE {' AND '.join(conds)}"  # noqa: S608
+
+
+def probe_sql(d: Dialect, relation: str, scope: Scope) -> tuple[str, list[str]]:
+    """Non-null counts of each well-known column (``n_<column>``), of llm_call events
+    (``n_llm_call``), and the first exposure / last event times (``t_first``, ``t_last``)."""
+    fields = sorted(WELL_KNOWN_FIELDS)
+    cols = [f"count({f}) AS n_{f}" for f in fields]
+    cols += [
+        "sum(CASE WHEN type = 'llm_call' THEN 1 ELSE 0 END) AS n_llm_call",
+        "min(CASE WHEN type = 'exposure' THEN ts END) AS t_first",
+        "max(ts) AS t_last",
+    ]
+    names = [f"n_{f}" for f in fields] + ["n_llm_call", "t_first", "t_last"]
+    sql = f"SELECT {', '.join(cols)} FROM ({_events_cte(d, relation, scope)}) ev"  # noqa: S608
+    return sql, names
 
 
 def _needs_traces(specs: Sequence[MetricSpec]) -> bool:
@@ -194,7 +209,7 @@ def quantile_sql(
     relation: str,
     scope: Scope,
     groups: Sequence[QuantileGroup],
-    probs: Sequence[Sequence[float]],
+    probs: Sequence[Sequence[Sequence[float]]],
 ) -> tuple[str, list[str]]:
     """Quantiles per variant at ``probs[j]`` for group ``j`` and the clustered indicator sums.
 

@@ -1,0 +1,201 @@
+"""From per-variant summaries to typed metric results, with the stats engine.
+
+Multiple-testing families (``decision.correction``): the primary metric is corrected across
+its treatments only (it is pre-registered); the other configured metrics form one family of
+metrics × treatments; each built-in metric is its own family across treatments. Decisions and
+``significant`` use the sequential p-value when ``decision.sequential`` is on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from abllm.analysis.collect import MetricData, Summary
+from abllm.analysis.result import ArmResult, Comparison, MetricResult
+from abllm.config import DecisionRule
+from abllm.stats import (
+    ArmSummary,
+    MeanStats,
+    ProportionStats,
+    QuantileStats,
+    RatioStats,
+    TestConfig,
+    adjust_comparisons,
+    analyze_arms,
+    compare,
+    sample_size,
+)
+from abllm.stats import Comparison as StatsComparison
+
+NAN = float("nan")
+
+
+def test_config(rule: DecisionRule, data: MetricData, tuning_n: float | None) -> TestConfig:
+    """The engine settings for one metric under the decision rule."""
+    return TestConfig(
+        alpha=rule.alpha,
+        sequential=rule.sequential,
+        higher_is_better=data.spec.direction == "increase",
+        sequential_tuning_n=tuning_n or TestConfig.sequential_tuning_n,
+        bayes="beta_binomial" if data.spec.kind == "proportion" else "gaussian",
+    )
+
+
+def _empty(data: MetricData) -> Summary:
+    kind = data.spec.kind
+    if kind == "mean":
+        return MeanStats(0.0, 0.0, 0.0)
+    if kind == "proportion":
+        return ProportionStats(0.0, 0.0)
+    if kind == "ratio":
+        return RatioStats(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    level = float(data.spec.quantile or 0.5)
+    return QuantileStats(level, 0.0, NAN, NAN, NAN, RatioStats(0.0, 0.0, 0.0, 0.0, 0.0, 0.0))
+
+
+def compare_arms(
+    data: MetricData, control: str, treatments: Sequence[str], config: TestConfig
+) -> tuple[dict[str, StatsComparison], ArmSummary]:
+    """Every treatment against control (uncorrected) and the control's own summary."""
+    arms = {v: data.arms.get(v) or _empty(data) for v in [control, *treatments]}
+    if not treatments:
+        solo = compare(arms[control], arms[control], config)  # type: ignore[type-var]
+        return {}, solo.control
+    res = analyze_arms(
+        arms[control],  # type: ignore[type-var]
+        {v: arms[v] for v in treatments},
+        config,
+        correction="none",
+    )
+    first = next(iter(res.comparisons.values()))
+    return res.comparisons, first.control
+
+
+def _arm(s: ArmSummary, summary: Summary | None) -> ArmResult:
+    events: int | None = None
+    if isinstance(summary, QuantileStats):
+        events = int(float(summary.n_events))
+    return ArmResult(
+        n=round(s.n), mean=float(s.mean), ci=(s.ci[0], s.ci[1]), sd=s.sd, events=events
+    )
+
+
+def _comparison(c: StatsComparison) -> Comparison:
+    return Comparison(
+        diff=c.diff,
+        diff_ci=c.diff_ci,
+        p_value=c.p_value,
+        p_value_sequential=c.seq_p_value,
+        rel_lift=c.rel_lift,
+        rel_ci=c.rel_ci,
+        chance_to_win=c.chance_to_win,
+        p_value_adjusted=c.adjusted_p_value,
+        significant=bool(c.significant),
+        error=None if c.error is None else str(c.error),
+        seq_diff_ci=c.seq_diff_ci,
+        seq_rel_ci=c.seq_rel_ci,
+        expected_loss=c.expected_loss,
+    )
+
+
+def metric_results(
+    metrics: Sequence[MetricData],
+    control: str,
+    treatments: Sequence[str],
+    rule: DecisionRule,
+    primary: str | None,
+    tuning_n: float | None,
+) -> dict[str, MetricResult]:
+    """Compare every metric, correct within its family (module docstring), type the result."""
+    raw: list[tuple[MetricData, dict[str, StatsComparison], ArmSummary]] = []
+    for data in metrics:
+        cmps, ctl = compare_arms(data, control, treatments, test_config(rule, data, tuning_n))
+        raw.append((data, cmps, ctl))
+    flat: list[StatsComparison] = []
+    groups: list[str] = []
+    for data, cmps, _ in raw:
+        family = _family(data, primary)
+        for c in cmps.values():
+            flat.append(c)
+            groups.append(family)
+    adjusted = iter(adjust_comparisons(flat, rule.correction, groups) if flat else [])
+    out: dict[str, MetricResult] = {}
+    for data, cmps, ctl in raw:
+        fixed = {v: next(adjusted) for v in cmps}
+        arms = {control: _arm(ctl, data.arms.get(control))}
+        for v, c in fixed.items():
+            arms[v] = _arm(c.treatment, data.arms.get(v))
+        spec = data.spec
+        out[spec.name] = MetricResult(
+            name=spec.name,
+            kind=spec.kind,
+            role="primary" if spec.name == primary else spec.role,
+            direction=spec.direction,
+            builtin=spec.builtin,
+            label=spec.title,
+            arms=arms,
+            comparisons={v: _comparison(c) for v, c in fixed.items()},
+        )
+    return out
+
+
+def _family(data: MetricData, primary: str | None) -> str:
+    if data.spec.name == primary:
+        return "primary"
+    if data.spec.builtin:
+        return "builtin:" + data.spec.name
+    return "configured"
+
+
+def per_unit_sd(summary: Summary) -> float:
+    """The per-unit standard deviation the power calculation needs (linearised for ratios and
+    quantiles: standard error × √units)."""
+    if isinstance(summary, MeanStats):
+        return math.sqrt(float(summary.variance))
+    if isinstance(summary, ProportionStats):
+        p = float(summary.rate)
+        return math.sqrt(p * (1.0 - p))
+    if isinstance(summary, RatioStats):
+        return math.sqrt(float(summary.ratio_variance) * float(summary.n))
+    if summary.cluster is None:
+        return NAN
+    return math.sqrt(float(summary.variance) * float(summary.cluster.n))
+
+
+def baseline(summary: Summary) -> float:
+    """The control's value of the metric."""
+    if isinstance(summary, MeanStats):
+        return float(summary.mean)
+    if isinstance(summary, ProportionStats):
+        return float(summary.rate)
+    if isinstance(summary, RatioStats):
+        return float(summary.ratio)
+    return float(summary.estimate)
+
+
+def required_units(rule: DecisionRule, control: Summary | None) -> int | None:
+    """Units per arm for ``decision.power`` at ``decision.mde`` (None without an MDE or data).
+
+    Uses the control's observed mean and per-unit sd, two-sided at ``decision.alpha``
+    (``abllm.stats.sample_size``: the two-sample normal test).
+    """
+    if rule.mde is None or control is None:
+        return None
+    base, sd = baseline(control), per_unit_sd(control)
+    effect = rule.mde * abs(base) if rule.mde_type == "relative" else rule.mde
+    if not (math.isfinite(effect) and effect > 0 and math.isfinite(sd) and sd > 0):
+        return None
+    n = sample_size(effect, sd, alpha=rule.alpha, power=rule.power)
+    return math.ceil(n)
+
+
+def tuning_units(rule: DecisionRule, required: int | None, arms: int) -> float | None:
+    """Where the confidence sequence is tightest: the planned total sample, when known."""
+    planned = max(required or 0, rule.min_units_per_arm) * max(arms, 2)
+    return float(planned) if planned > 0 else None
+
+
+def units_by_variant(units: Mapping[str, int], variants: Sequence[str]) -> list[int]:
+    """Attributed units in config order (0 for variants without any)."""
+    return [int(units.get(v, 0)) for v in variants]

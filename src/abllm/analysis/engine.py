@@ -1,0 +1,206 @@
+"""``analyze``: one experiment's events in the store -> an ``ExperimentResult``.
+
+Steps: a cheap probe finds which built-in metrics have data and the exposure time span; the
+summary SQL (and the quantile SQL when needed) runs in the store; the stats engine compares
+every treatment with control; SRM, guardrails and the decision rule complete the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from abllm.analysis.collect import Collected, collect
+from abllm.analysis.compute import metric_results, required_units, tuning_units
+from abllm.analysis.decide import DecisionInput, recommend
+from abllm.analysis.dialects import Dialect, dialect_for
+from abllm.analysis.guardrails import evaluate_guardrails
+from abllm.analysis.result import ExperimentResult, SrmResult, VariantResult
+from abllm.analysis.specs import Derived, MetricSpec, Value, experiment_specs
+from abllm.analysis.sql import Scope, probe_sql
+from abllm.config import Experiment
+from abllm.events import EventStore
+from abllm.stats import srm
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the store holds for the experiment: columns with data and the time span."""
+
+    columns: frozenset[str]
+    first_exposure: datetime | None
+    last_event: datetime | None
+
+
+def to_datetime(value: Any) -> datetime | None:
+    """A timestamp from any driver (datetime, ISO text or epoch seconds) as aware UTC."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        out = value
+    elif isinstance(value, int | float):
+        out = datetime.fromtimestamp(float(value), UTC)
+    else:
+        out = datetime.fromisoformat(str(value))
+    return out.replace(tzinfo=UTC) if out.tzinfo is None else out.astimezone(UTC)
+
+
+def probe(store: EventStore, scope: Scope, d: Dialect, relation: str) -> Probe:
+    """Which well-known columns have data (so empty built-ins are skipped) and the span."""
+    sql, names = probe_sql(d, relation, scope)
+    row = dict(zip(names, store.query(sql)[0], strict=True))
+    cols = frozenset(k[2:] for k, v in row.items() if k.startswith("n_") and v)
+    return Probe(cols, to_datetime(row["t_first"]), to_datetime(row["t_last"]))
+
+
+def _uses(value: Value) -> set[str]:
+    if value.source == "column":
+        return {value.name}
+    if value.source == "derived":
+        return {"schema_valid"} if value.name == Derived.schema_failed else {"llm_call"}
+    return set()
+
+
+def _present(spec: MetricSpec, columns: frozenset[str]) -> bool:
+    needed = _uses(spec.value) | (_uses(spec.denominator) if spec.denominator else set())
+    return needed <= columns
+
+
+def analysis_scope(experiment: Experiment, now: datetime) -> Scope:
+    """Events of this experiment version from its start to ``now`` (or its end)."""
+    until = min(now, experiment.end) if experiment.end else now
+    return Scope(experiment.id, experiment.version, experiment.start, until)
+
+
+def choose_specs(experiment: Experiment, present: frozenset[str] | None) -> list[MetricSpec]:
+    """Configured metrics, then built-ins whose columns have data (all when unknown)."""
+    specs = experiment_specs(experiment)
+    return [s for s in specs if not s.builtin or present is None or _present(s, present)]
+
+
+def primary_metric(experiment: Experiment) -> str | None:
+    """The metric marked ``role: primary``, else the first configured one."""
+    for m in experiment.metrics:
+        if m.role == "primary":
+            return m.name
+    return experiment.metrics[0].name if experiment.metrics else None
+
+
+def analyze(
+    experiment: Experiment,
+    store: EventStore,
+    now: datetime | None = None,
+    *,
+    weights: Mapping[str, float] | None = None,
+    builtins: bool = True,
+) -> ExperimentResult:
+    """Analyse ``experiment`` from the events in ``store`` (all computed inside the store).
+
+    ``weights`` overrides the configured split for the SRM check (e.g. a rollout stage's
+    weights); ``builtins=False`` reports configured metrics only.
+    """
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    d = dialect_for(store.dialect)
+    relation = getattr(store, "events_relation", "abllm_events")
+    scope = analysis_scope(experiment, now)
+    found = probe(store, scope, d, relation)
+    specs = choose_specs(experiment, found.columns)
+    if not builtins:
+        specs = [s for s in specs if not s.builtin]
+    collected = collect(store, scope, specs, dialect=d)
+    return build_result(experiment, collected, now, found, weights)
+
+
+def _srm(
+    experiment: Experiment, units: Mapping[str, int], weights: Mapping[str, float] | None
+) -> SrmResult:
+    ids = [v.id for v in experiment.variants]
+    w = [float(weights.get(v, 0.0)) if weights else float(v_w) for v, v_w in zip(
+        ids, experiment.weights, strict=True)]  # fmt: skip
+    counts = [float(units.get(v, 0)) for v in ids]
+    rule = experiment.decision
+    total_w = sum(w)
+    expected = {v: (x / total_w if total_w else 0.0) for v, x in zip(ids, w, strict=True)}
+    if len(ids) < 2 or sum(counts) == 0:
+        return SrmResult(
+            1.0, False, {v: int(c) for v, c in zip(ids, counts, strict=True)}, expected
+        )
+    res = srm(counts, w, threshold=rule.srm_p_value)
+    return SrmResult(
+        res.p_value, res.flagged, {v: int(c) for v, c in zip(ids, counts, strict=True)}, expected
+    )
+
+
+def build_result(
+    experiment: Experiment,
+    collected: Collected,
+    now: datetime,
+    found: Probe | None = None,
+    weights: Mapping[str, float] | None = None,
+) -> ExperimentResult:
+    """Stats, SRM, guardrails and the recommendation from the collected summaries."""
+    rule = experiment.decision
+    ids = [v.id for v in experiment.variants]
+    control = experiment.control.id
+    treatments = [v for v in ids if v != control]
+    units = collected.units
+    warnings = [
+        f"{units[v]:,} units were exposed to variant {v!r}, which is not in the config"
+        for v in sorted(set(units) - set(ids))
+    ]
+    total = sum(units.get(v, 0) for v in ids)
+    srm_res = _srm(experiment, units, weights)
+    variants = {
+        v: VariantResult(
+            variant_id=v,
+            units=units.get(v, 0),
+            share=units.get(v, 0) / total if total else 0.0,
+            expected_share=srm_res.expected.get(v, 0.0),
+            control=v == control,
+        )
+        for v in ids
+    }
+    primary = primary_metric(experiment)
+    with_data = [m for m in collected.metrics if m.has_data or not m.spec.builtin]
+    by_name = {m.spec.name: m for m in with_data}
+    primary_data = by_name.get(primary) if primary else None
+    required = required_units(rule, primary_data.arms.get(control) if primary_data else None)
+    tuning = tuning_units(rule, required, len(ids))
+    results = metric_results(with_data, control, treatments, rule, primary, tuning)
+    guards, more = evaluate_guardrails(
+        experiment.guardrails, by_name, results, control, treatments, rule
+    )
+    warnings += more
+    start = found.first_exposure if found else None
+    elapsed = (now - start).total_seconds() / 86400 if start else None
+    rec = recommend(
+        DecisionInput(
+            rule=rule,
+            control=control,
+            treatments=treatments,
+            srm=srm_res,
+            guardrails=guards,
+            primary=results.get(primary) if primary else None,
+            metrics=results,
+            required_units=required,
+            elapsed_days=elapsed,
+        )
+    )
+    return ExperimentResult(
+        experiment_id=experiment.id,
+        version=experiment.version,
+        control=control,
+        computed_at=now,
+        alpha=rule.alpha,
+        variants=variants,
+        metrics=results,
+        srm=srm_res,
+        guardrails=guards,
+        recommendation=rec,
+        primary=primary,
+        first_exposure=start,
+        last_event=found.last_event if found else None,
+        warnings=warnings,
+    )
