@@ -56,7 +56,9 @@ def fieller_interval(
     test of ``μT − θμC = 0`` does not reject. At θ = 1 that test *is* the difference test, so
     "1 ∈ interval" ⇔ "p ≥ alpha" exactly: the relative CI is consistent with the p-value, which
     a delta-method interval for the ratio is not. When the control mean is not itself
-    distinguishable from 0 (a ≤ 0 below) the set is unbounded and (−inf, inf) is returned.
+    distinguishable from 0 (a ≤ 0 below) Fieller's set is unbounded (the whole line, or two
+    rays) and (−inf, inf) is returned; only then can the p-value reject while the reported
+    relative interval does not — a relative lift over such a baseline means nothing anyway.
     """
     mt, mc, vt, vc, q2 = arr(est_t), arr(est_c), arr(var_t), arr(var_c), arr(q) ** 2
     a = mc * mc - q2 * vc

@@ -70,6 +70,30 @@ class QuantileStats:
             raise ValidationError(f"QuantileStats.level must be in (0, 1), got {self.level}")
 
     @classmethod
+    def from_events(
+        cls,
+        values: FloatArray | Sequence[float],
+        units: npt.ArrayLike | None,
+        level: float,
+    ) -> QuantileStats:
+        """Reference implementation on raw events (tests, tiny data; SQL does this at scale).
+
+        ``units`` labels each event's unit (None: one unit per event). Uses numpy's default
+        (linear) quantile, like ``quantile_cont``.
+        """
+        x = arr(values)  # type: ignore[arg-type]
+        n = float(x.size)
+        lo_level, hi_level = quantile_bound_levels(level, n)
+        estimate, lower, upper = np.quantile(x, [level, float(lo_level), float(hi_level)])
+        cluster = None
+        if units is not None:
+            codes = np.unique(np.asarray(units), return_inverse=True)[1].reshape(-1)
+            below = np.bincount(codes, weights=(x <= estimate).astype(float)).astype(np.float64)
+            events = np.bincount(codes).astype(np.float64)
+            cluster = RatioStats.from_values(below, events)
+        return cls(level, n, float(estimate), float(lower), float(upper), cluster)
+
+    @classmethod
     def stack(cls, items: Sequence[QuantileStats]) -> QuantileStats:
         """Array-backed summary of many arms/segments (all with or all without clusters)."""
         if not items:
