@@ -253,12 +253,15 @@ class EventPipeline:
     def _write(self, taken: list[_Pending]) -> list[_Pending]:
         """Store or spool ``taken``; return the emitted entries that must wait for space."""
         events = [event for entry in taken for event in entry.events]
-        if self._store_ok and self.spool.is_empty():
+        store_due = self._store_ok or time.monotonic() >= self._next_retry
+        if store_due and self.spool.is_empty():
             try:
                 self.store.append(events)
             except Exception as exc:  # any store failure: keep the events, durably, in the spool
                 self._store_failed(exc)
             else:
+                with self._cond:
+                    self._store_ok = True
                 self._count("stored", len(events))
                 _resolve(taken, None)
                 return []
