@@ -13,6 +13,9 @@ import typer
 COMMAND_MODULES: tuple[str, ...] = (
     "abllm.cli.validate",
     "abllm.cli.assign",
+    "abllm.cli.serve",
+    "abllm.cli.demo",
+    "abllm.cli.rollout",
 )
 
 app = typer.Typer(

@@ -1,0 +1,60 @@
+"""``abllm serve CONFIG``: the gateway and API under uvicorn (one process, one worker)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from abllm.cli.common import console, fail, load_config
+from abllm.errors import AbllmError
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``serve`` command."""
+
+    @app.command()
+    def serve(
+        config: Path = typer.Argument(..., help="experiment YAML file"),
+        store: str | None = typer.Option(
+            None, "--store", help="event store URL (default: $ABLLM_STORE or ./abllm-data)"
+        ),
+        host: str = typer.Option("127.0.0.1", "--host", help="interface to listen on"),
+        port: int = typer.Option(8080, "--port", help="TCP port"),
+        default_experiment: str | None = typer.Option(
+            None,
+            "--default-experiment",
+            help="experiment for requests that name none (default: the only one, if one)",
+        ),
+        spool_dir: Path = typer.Option(
+            Path("./abllm-data/spool"),
+            "--spool-dir",
+            help="where events wait while the store is down",
+        ),
+    ) -> None:
+        """Serve the OpenAI-compatible gateway (POST /v1/chat/completions) and the API."""
+        from abllm.events import open_store
+        from abllm.gateway import GatewaySettings
+        from abllm.server import create_app
+        from abllm.server import serve as run
+
+        experiments = load_config(config)
+        try:
+            event_store = open_store(store)
+            app = create_app(
+                experiments,
+                event_store,
+                settings=GatewaySettings(default_experiment=default_experiment),
+                spool_dir=spool_dir,
+            )
+        except AbllmError as exc:
+            fail(exc)
+        ids = ", ".join(e.id for e in experiments.experiments) or "none"
+        console.print(
+            f"abllm gateway on http://{host}:{port}/v1 (experiments: {ids}); Ctrl-C to stop",
+            highlight=False,
+        )
+        try:
+            run(app, host=host, port=port, log_level="warning")
+        finally:
+            event_store.close()
