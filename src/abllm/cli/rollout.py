@@ -1,0 +1,292 @@
+"""``abllm kill``, ``abllm resume`` and ``abllm rollout status|advance|rollback|run``.
+
+Every command takes ``--store URL`` (the event store; state lives in its database) and
+``--state URL`` (a separate state backend, e.g. ``redis://…``). A kill or a stage change reaches
+every gateway process within a second through the state backend's push channel.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+
+from abllm.cli.common import console, fail, load_config, print_json
+from abllm.config import Experiment
+from abllm.errors import AbllmError
+from abllm.state import ExperimentState, StateStore
+
+STORE_HELP = "event store URL; runtime state lives in its database (default: $ABLLM_STORE)"
+STATE_HELP = "state backend URL when not the store's database, e.g. redis://host:6379/0"
+
+
+def default_actor() -> str:
+    """Who the audit log names for a CLI change: $ABLLM_ACTOR, else cli:<login>."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return os.environ.get("ABLLM_ACTOR") or f"cli:{user}"
+
+
+@contextmanager
+def _open(store: str | None, state: str | None) -> Iterator[StateStore]:
+    from abllm.state import open_state
+
+    try:
+        backend = open_state(state, store_url=store)
+    except AbllmError as exc:
+        fail(exc)
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+def _config_experiment(config: Path | None, experiment_id: str) -> Experiment | None:
+    if config is None:
+        return None
+    try:
+        return load_config(config).get(experiment_id)
+    except KeyError:
+        from abllm.errors import NotFound
+
+        fail(NotFound(f"no experiment {experiment_id!r} in {config}"))
+
+
+def _show(state: ExperimentState, as_json: bool, headline: str | None = None) -> None:
+    from abllm.rollout import plan_of, position
+
+    if as_json:
+        print_json(state.to_json())
+        return
+    if headline:
+        console.print(headline, highlight=False)
+    rt = state.runtime()
+    flags = []
+    if rt.killed:
+        flags.append("KILLED (everyone gets control)")
+    if rt.paused:
+        flags.append("paused")
+    if rt.paused_variants:
+        flags.append("paused arms: " + ", ".join(sorted(rt.paused_variants)))
+    if state.held:
+        flags.append("held after a rollback")
+    console.print(
+        f"{state.experiment_id} v{state.experiment_version} (state version {state.version}): "
+        f"{position(state, plan_of(state.definition))}",
+        highlight=False,
+        markup=False,
+    )
+    traffic = "as configured" if rt.traffic is None else f"{rt.traffic:g} %"
+    weights = "as configured" if rt.weights is None else dict(rt.weights)
+    console.print(f"  traffic: {traffic}; weights: {weights}", highlight=False, markup=False)
+    if flags:
+        console.print("  " + "; ".join(flags), highlight=False, markup=False)
+    if state.updated_at is not None:
+        console.print(
+            f"  last change {state.updated_at.isoformat()} by {state.updated_by}",
+            highlight=False,
+            markup=False,
+        )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``kill``, ``resume`` and the ``rollout`` group."""
+
+    @app.command()
+    def kill(
+        experiment: str = typer.Argument(..., help="experiment id"),
+        store: str | None = typer.Option(None, "--store", help=STORE_HELP),
+        state: str | None = typer.Option(None, "--state", help=STATE_HELP),
+        reason: str | None = typer.Option(None, "--reason", help="why (kept in the audit log)"),
+        actor: str | None = typer.Option(None, "--actor", help="who (default: cli:<login>)"),
+        as_json: bool = typer.Option(False, "--json", help="print the new state as JSON"),
+    ) -> None:
+        """Kill switch: every process serves control for EXPERIMENT within a second."""
+        from abllm.rollout import kill as do_kill
+
+        with _open(store, state) as backend:
+            try:
+                new = do_kill(backend, experiment, actor=actor or default_actor(), reason=reason)
+            except AbllmError as exc:
+                fail(exc)
+            _show(new, as_json, f"killed {experiment}: every process now serves control")
+
+    @app.command()
+    def resume(
+        experiment: str = typer.Argument(..., help="experiment id"),
+        store: str | None = typer.Option(None, "--store", help=STORE_HELP),
+        state: str | None = typer.Option(None, "--state", help=STATE_HELP),
+        reason: str | None = typer.Option(None, "--reason", help="why (kept in the audit log)"),
+        actor: str | None = typer.Option(None, "--actor", help="who (default: cli:<login>)"),
+        as_json: bool = typer.Option(False, "--json", help="print the new state as JSON"),
+    ) -> None:
+        """Undo a kill or pause (also un-pauses arms a guardrail paused)."""
+        from abllm.rollout import resume as do_resume
+
+        with _open(store, state) as backend:
+            try:
+                new = do_resume(backend, experiment, actor=actor or default_actor(), reason=reason)
+            except AbllmError as exc:
+                fail(exc)
+            _show(new, as_json, f"resumed {experiment}")
+
+    rollout_app = typer.Typer(
+        name="rollout", help="Show and move an experiment's rollout stage.", no_args_is_help=True
+    )
+    app.add_typer(rollout_app)
+
+    @rollout_app.command("status")
+    def status(
+        experiment: str = typer.Argument(..., help="experiment id"),
+        store: str | None = typer.Option(None, "--store", help=STORE_HELP),
+        state: str | None = typer.Option(None, "--state", help=STATE_HELP),
+        audit: int = typer.Option(5, "--audit", help="audit rows to show (newest last)"),
+        as_json: bool = typer.Option(False, "--json", help="state and audit rows as JSON"),
+    ) -> None:
+        """Where EXPERIMENT's rollout is, its runtime overrides and its latest changes."""
+        from abllm.rollout import require_state
+
+        with _open(store, state) as backend:
+            try:
+                current = require_state(backend, experiment)
+                rows = backend.audit(experiment, limit=audit) if audit > 0 else []
+            except AbllmError as exc:
+                fail(exc)
+            if as_json:
+                print_json({**current.to_json(), "audit": [r.to_json() for r in rows]})
+                return
+            _show(current, False)
+            for row in rows:
+                console.print(
+                    f"  #{row.version} {row.ts.isoformat()} {row.actor} {row.action}: "
+                    f"{row.reason or ''} {row.changes}",
+                    highlight=False,
+                    markup=False,
+                )
+
+    @rollout_app.command("advance")
+    def advance(
+        experiment: str = typer.Argument(..., help="experiment id"),
+        store: str | None = typer.Option(None, "--store", help=STORE_HELP),
+        state: str | None = typer.Option(None, "--state", help=STATE_HELP),
+        winner: str | None = typer.Option(
+            None, "--winner", help="start (or continue) the winner rollout of this variant"
+        ),
+        config: Path | None = typer.Option(
+            None, "--config", help="experiment YAML (default: the definition last registered)"
+        ),
+        reason: str | None = typer.Option(None, "--reason", help="why (kept in the audit log)"),
+        actor: str | None = typer.Option(None, "--actor", help="who (default: cli:<login>)"),
+        as_json: bool = typer.Option(False, "--json", help="print the new state as JSON"),
+    ) -> None:
+        """Move EXPERIMENT one step forward (next stage, or the winner rollout)."""
+        from abllm.rollout import advance as do_advance
+
+        definition = _config_experiment(config, experiment)
+        with _open(store, state) as backend:
+            try:
+                new = do_advance(
+                    backend,
+                    experiment,
+                    actor=actor or default_actor(),
+                    winner=winner,
+                    reason=reason,
+                    experiment=definition,
+                )
+            except AbllmError as exc:
+                fail(exc)
+            _show(new, as_json, f"advanced {experiment}")
+
+    @rollout_app.command("rollback")
+    def rollback(
+        experiment: str = typer.Argument(..., help="experiment id"),
+        store: str | None = typer.Option(None, "--store", help=STORE_HELP),
+        state: str | None = typer.Option(None, "--state", help=STATE_HELP),
+        config: Path | None = typer.Option(
+            None, "--config", help="experiment YAML (default: the definition last registered)"
+        ),
+        reason: str | None = typer.Option(None, "--reason", help="why (kept in the audit log)"),
+        actor: str | None = typer.Option(None, "--actor", help="who (default: cli:<login>)"),
+        as_json: bool = typer.Option(False, "--json", help="print the new state as JSON"),
+    ) -> None:
+        """Move EXPERIMENT one step back; the controller then holds until advanced by hand."""
+        from abllm.rollout import rollback as do_rollback
+
+        definition = _config_experiment(config, experiment)
+        with _open(store, state) as backend:
+            try:
+                new = do_rollback(
+                    backend,
+                    experiment,
+                    actor=actor or default_actor(),
+                    reason=reason,
+                    experiment=definition,
+                )
+            except AbllmError as exc:
+                fail(exc)
+            _show(new, as_json, f"rolled back {experiment}")
+
+    @rollout_app.command("run")
+    def run(
+        config: Path = typer.Argument(..., help="experiment YAML file"),
+        store: str | None = typer.Option(None, "--store", help=STORE_HELP),
+        state: str | None = typer.Option(None, "--state", help=STATE_HELP),
+        interval: float | None = typer.Option(
+            None, "--interval", help="seconds between checks (default: rollout.check_interval_s)"
+        ),
+        once: bool = typer.Option(False, "--once", help="check once and exit"),
+        webhook: str | None = typer.Option(
+            None,
+            "--alert-webhook",
+            envvar="ABLLM_ALERT_WEBHOOK",
+            help="POST alerts as JSON to this URL",
+        ),
+    ) -> None:
+        """Run the rollout controller: guardrails on live results, stage moves, alerts."""
+        from abllm.events import open_store
+        from abllm.rollout import AnalysisResults, LogAlert, RolloutController, WebhookAlert
+        from abllm.rollout.alerts import AlertHook
+
+        experiments = load_config(config)
+        with _open(store, state) as backend:
+            try:
+                events = open_store(store)
+            except AbllmError as exc:
+                fail(exc)
+            try:
+                hooks: list[AlertHook] = [LogAlert()]
+                if webhook:
+                    hooks.append(WebhookAlert(webhook))
+                controller = RolloutController(
+                    backend,
+                    experiments.experiments,
+                    AnalysisResults(events),
+                    hooks=hooks,
+                    interval_s=interval,
+                )
+                controller.register()
+                while True:
+                    for outcome in controller.tick():
+                        if outcome.applied:
+                            console.print(
+                                f"{outcome.experiment_id}: {outcome.decision.action}: "
+                                f"{outcome.decision.reason}",
+                                highlight=False,
+                                markup=False,
+                            )
+                    if once:
+                        break
+                    time.sleep(controller.interval)
+            except AbllmError as exc:
+                fail(exc)
+            except KeyboardInterrupt:
+                pass
+            finally:
+                events.close()
