@@ -57,7 +57,7 @@ class Dialect(ABC):
 
     @abstractmethod
     def first_exposure(self, events: str) -> str:
-        """SELECT unit_id, variant_id, t0: each unit's first exposure (ties: lowest variant id)."""
+        """SELECT unit_id, xv (its variant), t0: each unit's first exposure (ties: lowest variant id)."""
 
     @abstractmethod
     def last(self, x: str, cond: str, alias: str = "e") -> str:
@@ -95,7 +95,7 @@ class DuckDBDialect(Dialect):
 
     def first_exposure(self, events: str) -> str:
         return (
-            "SELECT unit_id, arg_min(variant_id, (ts, variant_id)) AS variant_id, min(ts) AS t0 "  # noqa: S608
+            "SELECT unit_id, arg_min(variant_id, (ts, variant_id)) AS xv, min(ts) AS t0 "  # noqa: S608
             f"FROM {events} WHERE type = 'exposure' AND variant_id IS NOT NULL GROUP BY unit_id"
         )
 
@@ -127,7 +127,7 @@ class PostgresDialect(Dialect):
 
     def first_exposure(self, events: str) -> str:
         return (
-            "SELECT DISTINCT ON (unit_id) unit_id, variant_id, ts AS t0 "  # noqa: S608
+            "SELECT DISTINCT ON (unit_id) unit_id, variant_id AS xv, ts AS t0 "  # noqa: S608
             f"FROM {events} WHERE type = 'exposure' AND variant_id IS NOT NULL "
             "ORDER BY unit_id, ts, variant_id"
         )
@@ -165,7 +165,7 @@ class ClickHouseDialect(Dialect):
 
     def first_exposure(self, events: str) -> str:
         return (
-            "SELECT unit_id, argMin(variant_id, (ts, variant_id)) AS variant_id, min(ts) AS t0 "  # noqa: S608
+            "SELECT unit_id, argMin(variant_id, (ts, variant_id)) AS xv, min(ts) AS t0 "  # noqa: S608
             f"FROM {events} WHERE type = 'exposure' AND variant_id IS NOT NULL GROUP BY unit_id"
         )
 

@@ -185,11 +185,11 @@ def summary_sql(d: Dialect, relation: str, scope: Scope, specs: Sequence[MetricS
     for i, spec in enumerate(specs):
         unit_cols += _unit_columns(d, i, spec)
         variant_cols += _variant_columns(d, i, spec)
-    per_unit = ",\n    ".join(["ex.variant_id AS v", "ex.unit_id AS u", *unit_cols])
+    per_unit = ",\n    ".join(["ex.xv AS v", "ex.unit_id AS u", *unit_cols])
     per_variant = ",\n  ".join(["v AS variant_id", "count(*) AS units", *variant_cols])
     return (
         f"{_prelude(d, relation, scope, specs)},\n"
-        f"pu AS (SELECT\n    {per_unit}\n  {_joins(specs)}\n  GROUP BY ex.variant_id, ex.unit_id)\n"
+        f"pu AS (SELECT\n    {per_unit}\n  {_joins(specs)}\n  GROUP BY ex.xv, ex.unit_id)\n"
         f"SELECT\n  {per_variant}\nFROM pu GROUP BY v ORDER BY v"
     )
 
@@ -232,10 +232,11 @@ def quantile_sql(
         aggs.append(f"{d.quantiles(x, flat)} AS {g.key}_a")
         m = f"{g.key}_m"
         unit_cols.append(f"sum(CASE WHEN qe.{x} IS NOT NULL THEN 1 ELSE 0 END) AS {m}")
+        # ``a_`` aliases: ClickHouse resolves an alias equal to a column name inside sum().
         sum_cols += [
-            f"sum(CASE WHEN {m} > 0 THEN 1 ELSE 0 END) AS {g.key}_units",
-            f"sum({m}) AS {m}",
-            f"sum({m} * {m}) AS {m}m",
+            f"sum(CASE WHEN {m} > 0 THEN 1 ELSE 0 END) AS a_{g.key}_units",
+            f"sum({m}) AS a_{m}",
+            f"sum({m} * {m}) AS a_{m}m",
         ]
         sum_names += [f"{g.key}_units", m, f"{m}m"]
         offset = 0
@@ -243,7 +244,11 @@ def quantile_sql(
             s = f"{g.key}_{k}_s"
             threshold = d.item(f"qs.{g.key}_a", offset + 1)
             unit_cols.append(f"sum(CASE WHEN qe.{x} <= {threshold} THEN 1 ELSE 0 END) AS {s}")
-            sum_cols += [f"sum({s}) AS {s}", f"sum({s} * {s}) AS {s}s", f"sum({s} * {m}) AS {s}m"]
+            sum_cols += [
+                f"sum({s}) AS a_{s}",
+                f"sum({s} * {s}) AS a_{s}s",
+                f"sum({s} * {m}) AS a_{s}m",
+            ]
             sum_names += [s, f"{s}s", f"{s}m"]
             for r in range(len(spec_probs)):
                 col = f"{g.key}_{k}_q{r}"
@@ -252,13 +257,13 @@ def quantile_sql(
             offset += len(spec_probs)
     sql = (
         f"{_prelude(d, relation, scope, all_specs)},\n"  # noqa: S608
-        f"qe AS (SELECT ex.variant_id AS v, e.unit_id AS u, {', '.join(xs)}\n"
+        f"qe AS (SELECT ex.xv AS v, e.unit_id AS u, {', '.join(xs)}\n"
         f"  {_joins(all_specs)} AND ({' OR '.join(conds)})),\n"
         f"qs AS (SELECT v, {', '.join(aggs)} FROM qe GROUP BY v),\n"
         f"pu AS (SELECT qe.v AS v, qe.u AS u, {', '.join(unit_cols)}\n"
         "  FROM qe JOIN qs ON qe.v = qs.v GROUP BY qe.v, qe.u),\n"
         f"agg AS (SELECT v, {', '.join(sum_cols)} FROM pu GROUP BY v)\n"
-        f"SELECT agg.v AS variant_id, {', '.join('agg.' + n for n in sum_names)}, "
+        f"SELECT agg.v AS variant_id, {', '.join(f'agg.a_{n} AS {n}' for n in sum_names)}, "
         f"{', '.join(q_cols)}\nFROM agg JOIN qs ON agg.v = qs.v ORDER BY agg.v"
     )
     return sql, ["variant_id", *sum_names, *q_names]
