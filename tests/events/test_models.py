@@ -67,8 +67,14 @@ def test_invalid_events_name_the_field(payload: dict[str, object], field: str) -
 
 def test_non_finite_metric_is_rejected() -> None:
     with pytest.raises(ValidationError, match=r"metrics.*finite"):
-        parse_event({"type": "llm_call", "experiment_id": "e", "unit_id": "u",
-                     "metrics": {"latency_ms": float("nan")}})
+        parse_event(
+            {
+                "type": "llm_call",
+                "experiment_id": "e",
+                "unit_id": "u",
+                "metrics": {"latency_ms": float("nan")},
+            }
+        )
 
 
 def test_event_over_32kb_names_the_limit() -> None:
