@@ -18,9 +18,7 @@ def mean_pair(seed: int = 7) -> tuple[MeanStats, MeanStats]:
     return MeanStats.from_values(a), MeanStats.from_values(b)
 
 
-def ratio_units(
-    rng: np.random.Generator, n: int, per_call: float
-) -> tuple[np.ndarray, np.ndarray]:
+def ratio_units(rng: np.random.Generator, n: int, per_call: float) -> tuple[np.ndarray, np.ndarray]:
     """Per-unit (total latency, calls): calls vary by unit and latency is unit-correlated."""
     calls = rng.poisson(4.0, n) + 1
     unit_speed = rng.lognormal(0.0, 0.3, n)
@@ -35,7 +33,9 @@ def ratio_pair(seed: int = 11) -> tuple[RatioStats, RatioStats]:
     return RatioStats.from_values(num_c, den_c), RatioStats.from_values(num_t, den_t)
 
 
-def cuped_data(seed: int = 5) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+def cuped_data(
+    seed: int = 5,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """(y, x) per arm, with x a strongly correlated pre-exposure covariate."""
     rng = np.random.default_rng(seed)
     x_c, x_t = rng.gamma(4.0, 1.0, 600), rng.gamma(4.0, 1.0, 640)

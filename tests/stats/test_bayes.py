@@ -44,7 +44,9 @@ def test_gaussian_direction_and_prior() -> None:
     assert float(down.chance_to_win) == pytest.approx(stats.norm.cdf(-2.0), **TOL)
     assert float(up.expected_loss) == pytest.approx(float(down.expected_loss_control), **TOL)
     shrunk = gaussian_bayes(0.2, 0.1, prior=GaussianPrior(0.0, 0.1))
-    assert float(shrunk.chance_to_win) == pytest.approx(stats.norm.cdf(0.1 / math.sqrt(0.005)), **TOL)
+    assert float(shrunk.chance_to_win) == pytest.approx(
+        stats.norm.cdf(0.1 / math.sqrt(0.005)), **TOL
+    )
 
 
 def _miller_exact(a_c: float, b_c: float, a_t: float, b_t: float) -> float:
@@ -61,7 +63,13 @@ def _miller_exact(a_c: float, b_c: float, a_t: float, b_t: float) -> float:
 
 @pytest.mark.parametrize(
     ("s_c", "n_c", "s_t", "n_t"),
-    [(10, 100, 15, 100), (0, 50, 3, 60), (100, 1000, 120, 1000), (40, 400, 0, 10), (1, 1000, 2, 30)],
+    [
+        (10, 100, 15, 100),
+        (0, 50, 3, 60),
+        (100, 1000, 120, 1000),
+        (40, 400, 0, 10),
+        (1, 1000, 2, 30),
+    ],
 )
 def test_beta_binomial_matches_exact_formula(s_c: int, n_c: int, s_t: int, n_t: int) -> None:
     res = beta_binomial_bayes(s_c, n_c, s_t, n_t)

@@ -75,7 +75,9 @@ def test_relative_margin_is_welch_on_scaled_control(alternative: str, null: floa
 
 def test_absolute_margin_is_welch_on_shifted_control() -> None:
     a, b = lognormal_arms()
-    cfg = TestConfig(hypothesis=Hypothesis.non_inferiority(0.3, higher_is_better=True, relative=False))
+    cfg = TestConfig(
+        hypothesis=Hypothesis.non_inferiority(0.3, higher_is_better=True, relative=False)
+    )
     c = compare(MeanStats.from_values(a), MeanStats.from_values(b), cfg)
     ref = stats.ttest_ind(b, a - 0.3, equal_var=False, alternative="greater")
     assert c.p_value == pytest.approx(ref.pvalue, **TOL)
@@ -100,7 +102,9 @@ def _gb_mean(s: MeanStats) -> SampleMeanStatistic:
 
 
 def _gb_result(stat_a: object, stat_b: object) -> object:
-    return TwoSidedTTest(stat_a, stat_b, FrequentistConfig(difference_type="absolute")).compute_result()
+    return TwoSidedTTest(
+        stat_a, stat_b, FrequentistConfig(difference_type="absolute")
+    ).compute_result()
 
 
 def test_mean_matches_gbstats() -> None:

@@ -14,6 +14,8 @@ from statsmodels.stats.proportion import (
     proportion_confint,
     proportions_chisquare,
     proportions_ztest,
+)
+from statsmodels.stats.proportion import (
     test_proportions_2indep as sm_test_proportions_2indep,
 )
 
@@ -34,7 +36,9 @@ SM_ALT = {"two-sided": "two-sided", "greater": "larger", "less": "smaller"}
 
 @pytest.mark.parametrize(("x_t", "n_t", "x_c", "n_c"), CASES)
 @pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
-def test_p_value_is_proportions_ztest(x_t: int, n_t: int, x_c: int, n_c: int, alternative: str) -> None:
+def test_p_value_is_proportions_ztest(
+    x_t: int, n_t: int, x_c: int, n_c: int, alternative: str
+) -> None:
     cfg = TestConfig(hypothesis=Hypothesis(alternative))  # type: ignore[arg-type]
     c = compare(ProportionStats(n_c, x_c), ProportionStats(n_t, x_t), cfg)
     _, ref = proportions_ztest([x_t, x_c], [n_t, n_c], alternative=SM_ALT[alternative])
@@ -54,11 +58,18 @@ def test_intervals_match_statsmodels(x_t: int, n_t: int, x_c: int, n_c: int) -> 
     assert c.control.ci == pytest.approx(wilson, **TOL)
 
 
-@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # statsmodels' odds ratio at p=1
+@pytest.mark.filterwarnings(
+    "ignore:divide by zero:RuntimeWarning"
+)  # statsmodels' odds ratio at p=1
 @pytest.mark.parametrize(("x_t", "n_t", "x_c", "n_c"), CASES)
 @pytest.mark.parametrize(
     ("alternative", "null", "relative"),
-    [("less", 0.02, False), ("greater", -0.03, False), ("less", 0.10, True), ("greater", -0.2, True)],
+    [
+        ("less", 0.02, False),
+        ("greater", -0.03, False),
+        ("less", 0.10, True),
+        ("greater", -0.2, True),
+    ],
 )
 def test_margins_use_the_score_test(
     x_t: int, n_t: int, x_c: int, n_c: int, alternative: str, null: float, relative: bool
@@ -92,7 +103,9 @@ def test_error_rate_guardrail_non_inferiority() -> None:
 @given(
     st.integers(20, 3000), st.floats(0.02, 0.6), st.integers(20, 3000), st.floats(0.02, 0.6),
 )  # fmt: skip
-def test_relative_ci_is_consistent_with_pooled_z(n_c: int, p_c: float, n_t: int, p_t: float) -> None:
+def test_relative_ci_is_consistent_with_pooled_z(
+    n_c: int, p_c: float, n_t: int, p_t: float
+) -> None:
     x_c, x_t = max(1, round(n_c * p_c)), round(n_t * p_t)
     c = compare(ProportionStats(n_c, x_c), ProportionStats(n_t, x_t))
     if c.error is not None or abs(c.p_value - 0.05) < 1e-9:
@@ -115,7 +128,11 @@ def test_k_arm_chi_square_matches_scipy_and_statsmodels() -> None:
     res = proportions_chi2([ProportionStats(a, b) for a, b in zip(n, s, strict=True)])
     table = np.array([s, np.subtract(n, s)])
     chi2, p, dof, _ = stats.chi2_contingency(table, correction=False)
-    assert (res.statistic, res.p_value, res.df) == (pytest.approx(chi2, **TOL), pytest.approx(p, **TOL), dof)
+    assert (res.statistic, res.p_value, res.df) == (
+        pytest.approx(chi2, **TOL),
+        pytest.approx(p, **TOL),
+        dof,
+    )
     sm_stat, sm_p, _ = proportions_chisquare(np.array(s), np.array(n))
     assert res.p_value == pytest.approx(sm_p, **TOL)
     assert res.statistic == pytest.approx(sm_stat, **TOL)

@@ -108,8 +108,12 @@ def test_aa_clustered_quantile_keeps_its_size_where_iid_does_not() -> None:
     for _ in range(300):
         xc, uc = _events(rng, 250)
         xt, ut = _events(rng, 250)
-        clustered.append((QuantileStats.from_events(xc, uc, 0.95), QuantileStats.from_events(xt, ut, 0.95)))
-        iid.append((QuantileStats.from_events(xc, None, 0.95), QuantileStats.from_events(xt, None, 0.95)))
+        clustered.append(
+            (QuantileStats.from_events(xc, uc, 0.95), QuantileStats.from_events(xt, ut, 0.95))
+        )
+        iid.append(
+            (QuantileStats.from_events(xc, None, 0.95), QuantileStats.from_events(xt, None, 0.95))
+        )
     rates = {}
     for name, pairs in (("clustered", clustered), ("iid", iid)):
         table = compare_many(

@@ -58,7 +58,11 @@ def test_one_sided_mixture_matches_its_integral_definition() -> None:
         s, v = np.sqrt(n) * z, n
 
         def integrand(lam: float, s: float = s, v: float = v) -> float:
-            return 2 * stats.norm.pdf(lam, scale=1 / np.sqrt(rho)) * np.exp(lam * s - lam * lam * v / 2)
+            return (
+                2
+                * stats.norm.pdf(lam, scale=1 / np.sqrt(rho))
+                * np.exp(lam * s - lam * lam * v / 2)
+            )
 
         m, _ = integrate.quad(integrand, 0, np.inf, epsabs=1e-13, epsrel=1e-11)
         p = sequential_p_value(z, n, alpha=0.05, tuning_n=5000, alternative="greater")

@@ -59,14 +59,14 @@ def adjust_p_values(
     starts = np.cumsum(counts) - counts
     m = counts[gs].astype(np.float64)
     rank = np.arange(ps.size) - starts[gs]  # 0-based rank within the family
-    offset = 2.0 * gs  # keeps running max/min from crossing families (values lie in [0, 1])
+    families = np.split(np.arange(ps.size), starts[counts > 0][1:])
     if method == "holm":
         step = np.minimum(1.0, (m - rank) * ps)
-        adjusted = np.maximum.accumulate(step + offset) - offset
+        parts = [np.maximum.accumulate(step[f]) for f in families]
     else:
         step = np.minimum(1.0, ps * m / (rank + 1.0))
-        adjusted = (np.minimum.accumulate((step + offset)[::-1]) - offset[::-1])[::-1]
-    out[valid[order]] = adjusted
+        parts = [np.minimum.accumulate(step[f][::-1])[::-1] for f in families]
+    out[valid[order]] = np.concatenate(parts)
     return out.reshape(p.shape)
 
 
