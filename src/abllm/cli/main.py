@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "abllm.cli.serve",
     "abllm.cli.demo",
     "abllm.cli.rollout",
+    "abllm.cli.events",
 )
 
 app = typer.Typer(
