@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from abllm.config import Experiment
+from abllm.config import Experiment, Guardrail
 from abllm.rollout.results import GuardrailCheck, LiveResults
 from abllm.state import ExperimentState
 
@@ -30,47 +30,61 @@ def _f(x: Any) -> float:
         return math.nan
 
 
-def _upper(experiment: Experiment, metric: str) -> bool:
-    """Whether the guardrail on ``metric`` is a maximum (from the config)."""
-    for g in experiment.guardrails:
-        if g.metric == metric:
-            if (g.max is not None or g.max_ratio is not None) and (
-                g.min is None and g.min_ratio is None
-            ):
-                return True
-            if g.max is None and g.max_ratio is None:
-                return False
-    return True
+def _limit(g: Guardrail, control_value: float) -> tuple[float, bool]:
+    """(the strictest absolute limit of ``g``, whether it is a maximum).
+
+    Relative bounds become absolute with the control's current value, so the gate can ask
+    "is the estimate on the good side of every bound?" in one comparison.
+    """
+    uppers = [g.max] if g.max is not None else []
+    if g.max_ratio is not None:
+        uppers.append(g.max_ratio * control_value)
+    if uppers:
+        return min(uppers), True
+    lowers = [g.min] if g.min is not None else []
+    if g.min_ratio is not None:
+        lowers.append(g.min_ratio * control_value)
+    return (max(lowers) if lowers else math.nan), False
+
+
+def _guardrail(experiment: Experiment, metric: str, action: str) -> Guardrail | None:
+    same = [g for g in experiment.guardrails if g.metric == metric]
+    return next((g for g in same if g.action == action), same[0] if same else None)
 
 
 def live_from_result(experiment: Experiment, result: Any) -> LiveResults:
     """Adapt an ``abllm.analysis.ExperimentResult`` (duck-typed to keep this module light)."""
     units = {str(v): int(vr.units) for v, vr in result.variants.items()}
+    control = str(result.control)
     checks = []
-    for g in result.guardrails:
-        metric = result.metrics.get(g.metric)
-        arm = metric.arms.get(g.variant) if metric is not None else None
-        n = int(arm.n) if arm is not None else units.get(g.variant, 0)
-        value, bound = _f(g.value), _f(g.bound)
+    for status in result.guardrails:
+        metric = result.metrics.get(status.metric)
+        arm = metric.arms.get(status.variant) if metric is not None else None
+        base = metric.arms.get(control) if metric is not None else None
+        n = int(arm.n) if arm is not None else 0
+        g = _guardrail(experiment, status.metric, str(status.action))
+        bound, upper = _f(status.bound), True
+        if g is not None:
+            bound, upper = _limit(g, _f(base.mean) if base is not None else math.nan)
         checks.append(
             GuardrailCheck(
-                metric=g.metric,
-                variant=g.variant,
-                breached=bool(g.breached),
-                value=value,
+                metric=status.metric,
+                variant=status.variant,
+                breached=bool(status.breached),
+                value=_f(status.value),
                 bound=bound,
                 units=n,
-                action=str(g.action),
-                p_value=_f(g.p_value),
-                upper=_upper(experiment, g.metric),
-                reason=str(g.reason or ""),
+                action=str(status.action),
+                p_value=_f(status.p_value),
+                upper=upper,
+                reason=str(status.reason or ""),
             )
         )
     rec = result.recommendation
     winner = rec.variant if str(rec.decision) == "SHIP" else None
     return LiveResults(
         experiment_id=experiment.id,
-        control=result.control,
+        control=control,
         units=units,
         checks=tuple(checks),
         winner=winner,
@@ -89,5 +103,6 @@ class AnalysisResults:
     ) -> LiveResults:
         from abllm.analysis import analyze
 
-        result = analyze(experiment, self.store, now=now)
+        weights = dict(state.weights) if state.weights is not None else None
+        result = analyze(experiment, self.store, now=now, weights=weights)
         return live_from_result(experiment, result)
