@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "abllm.cli.demo",
     "abllm.cli.rollout",
     "abllm.cli.events",
+    "abllm.cli.analyze",
 )
 
 app = typer.Typer(
