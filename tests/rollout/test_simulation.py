@@ -4,8 +4,9 @@ Every check interval (``check_interval_s: 300``, five simulated minutes) new use
 assigned with the runtime state the gateway would see, and make calls whose latency and errors
 come from the ``sim`` provider's plan for their variant; the events go straight into an
 embedded store. The controller then ticks once, on the real analysis. The treatment with 3x
-the control's error rate must be paused within the window; the healthy one must advance through every
-stage and then through the winner rollout; every change must have exactly one audit row.
+the control's error rate must be paused within the window; the healthy one must advance
+through every stage and then through the winner rollout; every change must have exactly one
+audit row.
 """
 
 from __future__ import annotations
