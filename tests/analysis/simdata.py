@@ -8,6 +8,7 @@ the first) and an event before their exposure (which must not count).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -212,3 +213,20 @@ THREE_ARMS = Sim(
     units=900,
     arms={"control": Arm(), "treatment": Arm(rating=4.0, error=0.03), "b": Arm(latency=380.0)},
 )
+
+
+def assert_same(a: Any, b: Any, path: str = "") -> None:
+    """Recursive equality with floats to 1e-9 (relative) or 1e-12 (absolute)."""
+    if isinstance(a, dict):
+        assert set(a) == set(b), path
+        for k in a:
+            if k != "computed_at":
+                assert_same(a[k], b[k], f"{path}/{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12), f"{path}: {a} != {b}"
+    else:
+        assert a == b, f"{path}: {a!r} != {b!r}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +14,7 @@ from abllm.analysis import analyze, result_to_json
 from abllm.config import Experiment
 from abllm.events import open_store
 
-from .simdata import THREE_ARMS, load, make_events
+from .simdata import THREE_ARMS, assert_same, load, make_events
 
 NOW = datetime(2024, 3, 10, tzinfo=UTC)
 
@@ -32,23 +31,6 @@ def reference(table: pa.Table, experiment: Experiment) -> dict[str, Any]:
         return result_to_json(analyze(experiment, store, now=NOW))
     finally:
         store.close()
-
-
-def assert_same(a: Any, b: Any, path: str = "") -> None:
-    """Recursive equality with floats to 1e-9 (relative) or 1e-12 (absolute)."""
-    if isinstance(a, dict):
-        assert set(a) == set(b), path
-        for k in a:
-            if k != "computed_at":
-                assert_same(a[k], b[k], f"{path}/{k}")
-    elif isinstance(a, list):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same(x, y, f"{path}[{i}]")
-    elif isinstance(a, float) and isinstance(b, float):
-        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12), f"{path}: {a} != {b}"
-    else:
-        assert a == b, f"{path}: {a!r} != {b!r}"
 
 
 def test_reference_has_every_metric(reference: dict[str, Any]) -> None:
