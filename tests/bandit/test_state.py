@@ -93,7 +93,8 @@ def test_allocation_excludes_paused_arms_and_is_seeded() -> None:
         (lambda s: s.record("zzz", 1), NotFound, "unknown variant 'zzz'"),
         (lambda s: s.with_stats({"zzz": ArmStats()}), NotFound, "zzz"),
         (lambda s: s.add_rewards({"b": [0.5]}), ValidationError, r"rewards\.b.*0 or 1"),
-        (lambda s: s.add_rewards({"b": [math.inf]}), ValidationError, "finite"),
+        (lambda s: s.add_rewards({"b": [0.5, 1.2071067811865475]}), ValidationError, "0 or 1"),
+        (lambda s: s.add_rewards({"b": [math.inf]}), ValidationError, r"rewards\.b.*finite"),
         (lambda s: s.add_stats({"b": ArmStats(1, 2, 2)}), ValidationError, r"arms\.b"),
         (
             lambda s: s.add_stats({"b": ProportionStats(np.array([1.0, 2.0]), 1.0)}),

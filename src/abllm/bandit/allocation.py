@@ -14,7 +14,10 @@ changes which arm the next units land in.
 The probability of being best has no closed form beyond two arms, so it is estimated by Monte
 Carlo: ``draws`` joint samples of every arm's mean, and the share of samples in which each arm
 is the largest. The standard error of each share is at most 0.5/√draws (0.005 at 10,000).
-Deterministic under a seed: pass an ``int`` or a ``numpy.random.Generator``.
+Deterministic under a seed: pass an ``int`` or a ``numpy.random.Generator``. A controller
+that wants reproducible yet changing weights can seed with the state's update counter
+(``state.allocation(rng=state.updates)``); per-request callers should reuse one Generator
+rather than build one per call.
 """
 
 from __future__ import annotations

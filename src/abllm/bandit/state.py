@@ -25,6 +25,7 @@ Example::
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -189,10 +190,12 @@ class BanditState:
         batch: dict[str, ArmStats] = {}
         for vid, values in rewards.items():
             self._known(vid, "rewards")
-            stats = ArmStats.from_rewards(values)
-            if self.kind == "bernoulli" and stats.sum_sq != stats.sum:
+            y = [float(v) for v in values]
+            if not all(math.isfinite(v) for v in y):
+                raise ValidationError(f"rewards.{vid}: rewards must be finite numbers")
+            batch[vid] = ArmStats.from_rewards(y)
+            if self.kind == "bernoulli" and any(v not in (0.0, 1.0) for v in y):
                 raise ValidationError(f"rewards.{vid}: bernoulli rewards must be 0 or 1")
-            batch[vid] = stats
         return self.add_stats(batch, now)
 
     def record(self, variant_id: str, reward: float, now: datetime | None = None) -> BanditState:
