@@ -1,5 +1,6 @@
 """Experiment configuration: pydantic models and YAML loading with field-named errors."""
 
+from abllm.config.bandit import BanditConfig
 from abllm.config.experiment import Experiment, ExperimentFile, Status, UnitType, Variant
 from abllm.config.llm import FewShotExample, LLMConfig, ProviderName, SimProfile
 from abllm.config.loader import load_experiments, loads_experiments, parse_experiments
@@ -8,6 +9,7 @@ from abllm.config.rollout import Guardrail, RolloutPlan, Stage, WinnerStage
 from abllm.config.targeting import Layer, TargetingRule
 
 __all__ = [
+    "BanditConfig",
     "DecisionRule",
     "EventType",
     "Experiment",

@@ -12,6 +12,7 @@ from pydantic import (
     model_validator,
 )
 
+from abllm.config.bandit import BanditConfig
 from abllm.config.llm import LLMConfig
 from abllm.config.metrics import DecisionRule, Metric
 from abllm.config.rollout import Guardrail, RolloutPlan
@@ -69,6 +70,7 @@ class Experiment(BaseModel):
     decision: DecisionRule = Field(default_factory=DecisionRule)
     guardrails: list[Guardrail] = Field(default_factory=list)
     rollout: RolloutPlan | None = None
+    bandit: BanditConfig | None = None
     aliases: list[str] = Field(default_factory=list, description="gateway model names routed here")
     timeout_s: float = Field(default=30.0, gt=0, description="budget for one gateway request")
     max_retries: int = Field(default=2, ge=0, le=10)
@@ -108,6 +110,10 @@ class Experiment(BaseModel):
             raise ValueError("metrics: duplicate metric names")
         if sum(m.role == "primary" for m in self.metrics) > 1:
             raise ValueError("metrics: at most one metric may have role primary")
+        if self.bandit is not None:
+            problems = self.bandit.check(self.metrics, len(self.variants))
+            if problems:
+                raise ValueError(problems[0])
         if self.rollout is not None:
             for i, stage in enumerate(self.rollout.stages):
                 unknown = sorted(set(stage.weights or {}) - set(ids))
