@@ -19,6 +19,7 @@ from abllm.state.models import (
     Action,
     AuditEntry,
     ExperimentState,
+    Transition,
     new_state,
     replace,
     utcnow,
@@ -26,8 +27,9 @@ from abllm.state.models import (
 
 log = logging.getLogger("abllm.state")
 
-#: A change: the current state in, the wanted state out (None or the same state: no change).
-Change = Callable[[ExperimentState], ExperimentState | None]
+#: A change: the current state in, the wanted state (or a labelled Transition) out; None or the
+#: same state means no change.
+Change = Callable[[ExperimentState], ExperimentState | Transition | None]
 
 _BOOKKEEPING = {"version", "updated_at", "updated_by"}
 
@@ -43,10 +45,12 @@ class Subscription(Protocol):
 
 @dataclass(frozen=True)
 class Notice:
-    """What a push listener reports: an experiment changed, or the channel (re)connected."""
+    """What a push listener reports: an experiment changed, or the channel (re)connected or
+    dropped (the view then polls at once and keeps polling fast until it is back)."""
 
     experiment_id: str | None
     reconnected: bool = False
+    dropped: bool = False
 
 
 @runtime_checkable
@@ -76,11 +80,14 @@ class StateStore(Protocol):
         change: Change,
         *,
         actor: str,
-        action: Action,
+        action: Action = "set",
         reason: str | None = None,
         now: datetime | None = None,
     ) -> ExperimentState:
-        """Apply ``change`` atomically, write one audit row and notify every process."""
+        """Apply ``change`` atomically, write one audit row and notify every process.
+
+        A Transition returned by ``change`` supplies the audit row's action and reason.
+        """
         ...
 
     def audit(self, experiment_id: str, limit: int = 100) -> list[AuditEntry]:
@@ -137,7 +144,7 @@ class BaseStateStore(abc.ABC):
         change: Change,
         *,
         actor: str,
-        action: Action,
+        action: Action = "set",
         reason: str | None = None,
         now: datetime | None = None,
     ) -> ExperimentState:
@@ -146,6 +153,9 @@ class BaseStateStore(abc.ABC):
         for _ in range(self.max_attempts):
             current = self.get(experiment_id) or new_state(experiment_id)
             wanted = change(current)
+            act, why = action, reason
+            if isinstance(wanted, Transition):
+                act, why, wanted = wanted.action, reason or wanted.reason, wanted.state
             if wanted is None or _same(current, wanted):
                 return current
             updated = replace(
@@ -166,8 +176,8 @@ class BaseStateStore(abc.ABC):
                 version=updated.version,
                 ts=now,
                 actor=actor,
-                action=action,
-                reason=reason,
+                action=act,
+                reason=why,
                 changes=changes,
             )
             if self._write(current.version, updated, entry):
@@ -175,10 +185,10 @@ class BaseStateStore(abc.ABC):
                     "state %s v%d %s by %s: %s (%s)",
                     experiment_id,
                     updated.version,
-                    action,
+                    act,
                     actor,
                     changes,
-                    reason or "no reason given",
+                    why or "no reason given",
                 )
                 return updated
         raise Conflict(

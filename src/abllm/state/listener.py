@@ -76,9 +76,10 @@ class PushListener(abc.ABC):
             except Exception as exc:
                 if self._stop.is_set():
                     break
-                if self._alive:
+                was_alive, self._alive = self._alive, False
+                if was_alive:
                     log.warning("state push channel lost (%s); polling until it is back", exc)
-                self._alive = False
+                    self._callback(Notice(None, dropped=True))
                 self._safe_disconnect()
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 2.0)

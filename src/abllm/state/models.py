@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -180,6 +181,15 @@ class AuditEntry(BaseModel):
     def to_json(self) -> dict[str, Any]:
         """JSON shape of one row of ``GET .../audit``."""
         return self.model_dump(mode="json")
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A change with its audit label: the wanted state, what it is called and why."""
+
+    state: ExperimentState
+    action: Action
+    reason: str
 
 
 def new_state(experiment_id: str) -> ExperimentState:

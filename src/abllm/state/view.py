@@ -155,7 +155,9 @@ class StateView:
                     self._on_change(new)
 
     def _notice(self, notice: Notice) -> None:
-        if notice.reconnected:
+        if notice.dropped:
+            self._wake.set()  # poll now, and fast from now on (push_alive is False)
+        elif notice.reconnected:
             self.refresh()
         elif notice.experiment_id is not None:
             self.refresh(notice.experiment_id)
