@@ -57,15 +57,17 @@ def first_error(
     """Code of the first failing check per element (0 when none fails)."""
     out = np.zeros(shape, dtype=np.int8)
     for code, failed in reversed(checks):
-        out = np.where(np.broadcast_to(failed, shape), _CODE[code], out)
+        out = np.where(failed, _CODE[code], out)
     return out
 
 
 def _arm_t(
     n: FloatArray, mean: FloatArray, sd: FloatArray, se: FloatArray, alpha: float
 ) -> ArmColumns:
+    # Arms share unit counts across metrics: invert the t CDF once per distinct df.
+    df, inverse = np.unique(n - 1.0, return_inverse=True)
     with np.errstate(invalid="ignore"):
-        q = special.stdtrit(n - 1.0, 1.0 - alpha / 2.0)
+        q = special.stdtrit(df, 1.0 - alpha / 2.0)[inverse].reshape(np.shape(n))
     return ArmColumns(n, mean, sd, se, mean - q * se, mean + q * se)
 
 

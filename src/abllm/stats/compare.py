@@ -170,11 +170,11 @@ def _infer(
     bad = error != 0
 
     def out(x: FloatArray) -> FloatArray:
-        """Broadcast to the table shape; NaN where there is no valid inference."""
-        return np.where(bad, np.nan, np.broadcast_to(x, shape))
+        """The table's shape (``bad`` has it); NaN where there is no valid inference."""
+        return np.where(bad, np.nan, x)
 
     def keep(x: FloatArray) -> FloatArray:
-        return np.broadcast_to(x, shape)
+        return x if x.shape == shape else np.broadcast_to(x, shape)
 
     seq_lo, seq_hi = diff - q_seq * se, diff + q_seq * se
     decision = seq_p if config.sequential else p
@@ -206,6 +206,5 @@ def _infer(
 
 
 def _broadcast_arm(a: ArmColumns, shape: tuple[int, ...]) -> ArmColumns:
-    return ArmColumns(
-        *(np.broadcast_to(v, shape) for v in (a.n, a.mean, a.sd, a.se, a.ci_lower, a.ci_upper))
-    )
+    cols = (a.n, a.mean, a.sd, a.se, a.ci_lower, a.ci_upper)
+    return ArmColumns(*(v if v.shape == shape else np.broadcast_to(v, shape) for v in cols))

@@ -115,19 +115,46 @@ def koopman_ratio_interval(
     upper = np.full(flat[0].shape, np.nan)
     if ok.any():
         lead = flat[0][ok]
-        companion = np.zeros((int(ok.sum()), 3, 3))
-        companion[:, 0, 0] = -flat[1][ok] / lead
-        companion[:, 0, 1] = -flat[2][ok] / lead
-        companion[:, 0, 2] = -flat[3][ok] / lead
-        companion[:, 1, 0] = 1.0
-        companion[:, 2, 1] = 1.0
-        roots = np.sort(np.linalg.eigvals(companion).real, axis=1)
+        roots = _cubic_roots(flat[1][ok] / lead, flat[2][ok] / lead, flat[3][ok] / lead)
         p_hi, p_lo = roots[:, 1], roots[:, 0]  # the two smallest roots, as in Nam (1995)
         x1k, n1k, x0k, nk = (v.reshape(-1)[ok] for v in (x1, n1, x0, n))
         with np.errstate(divide="ignore", invalid="ignore"):
             lower[ok] = (1.0 - (n1k - x1k) * (1.0 - p_hi) / (x0k + n1k - nk * p_hi)) / p_hi
             upper[ok] = (1.0 - (n1k - x1k) * (1.0 - p_lo) / (x0k + n1k - nk * p_lo)) / p_lo
     return lower.reshape(x1.shape), upper.reshape(x1.shape)
+
+
+def _cubic_roots(b: FloatArray, c: FloatArray, d: FloatArray) -> FloatArray:
+    """Sorted real roots of x³ + b·x² + c·x + d, one row per cubic.
+
+    Viète's trigonometric solution when all three roots are real (always so for Nam's cubic
+    in practice), polished by two Newton steps; any other row falls back to the companion
+    matrix eigenvalues (what ``numpy.roots`` does), which is ~50× slower per cubic.
+    """
+    p = c - b * b / 3.0
+    q = 2.0 * b**3 / 27.0 - b * c / 3.0 + d
+    three_real = (p < 0) & (4.0 * p**3 + 27.0 * q * q <= 0)
+    out = np.empty((b.size, 3))
+    if three_real.any():
+        pp, qq, bb = p[three_real], q[three_real], b[three_real]
+        amp = 2.0 * np.sqrt(-pp / 3.0)
+        phi = np.arccos(np.clip(3.0 * qq / (pp * amp), -1.0, 1.0)) / 3.0
+        k = np.arange(3) * (2.0 * np.pi / 3.0)
+        x = amp[:, None] * np.cos(phi[:, None] - k) - bb[:, None] / 3.0
+        cc, dd = c[three_real][:, None], d[three_real][:, None]
+        for _ in range(2):
+            f = ((x + bb[:, None]) * x + cc) * x + dd
+            slope = (3.0 * x + 2.0 * bb[:, None]) * x + cc
+            x = np.where(slope != 0, x - f / slope, x)
+        out[three_real] = np.sort(x, axis=1)
+    rest = ~three_real
+    if rest.any():
+        companion = np.zeros((int(rest.sum()), 3, 3))
+        companion[:, 0, 0], companion[:, 0, 1], companion[:, 0, 2] = -b[rest], -c[rest], -d[rest]
+        companion[:, 1, 0] = 1.0
+        companion[:, 2, 1] = 1.0
+        out[rest] = np.sort(np.linalg.eigvals(companion).real, axis=1)
+    return out
 
 
 @dataclass(frozen=True)
