@@ -1,0 +1,154 @@
+"""Admin routes for runtime state: kill switch, resume, rollout moves, state and audit log.
+
+::
+
+    POST /v1/admin/experiments/{id}/kill               {"reason": "...", "actor": "..."}
+    POST /v1/admin/experiments/{id}/resume             {"reason": "...", "actor": "..."}
+    POST /v1/admin/experiments/{id}/rollout/advance    {"winner": "b", "reason": "...", ...}
+    POST /v1/admin/experiments/{id}/rollout/rollback   {"reason": "...", "actor": "..."}
+    GET  /v1/admin/experiments/{id}/state
+    GET  /v1/admin/experiments/{id}/audit?limit=100
+
+Each POST is one audited change in the state store; every gateway process sees it within a
+second. The actor is the body's ``actor``, else the ``X-Abllm-Actor`` header, else ``api``.
+Errors are ``{"error": {"code", "message"}}`` with 400, 404, 409 (conflict) or 503.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from abllm.errors import AbllmError, Conflict, NotFound, StoreUnavailable, ValidationError
+from abllm.state import ExperimentState, StateStore
+
+_STATUS = {ValidationError: 400, NotFound: 404, Conflict: 409, StoreUnavailable: 503}
+
+
+class ChangeRequest(BaseModel):
+    """Body of the POST routes (all fields optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=2000)
+    actor: str | None = Field(default=None, max_length=200)
+
+
+class AdvanceRequest(ChangeRequest):
+    """Body of ``rollout/advance``: ``winner`` starts or continues the winner rollout."""
+
+    winner: str | None = Field(default=None, max_length=128)
+
+
+def _error(exc: AbllmError) -> JSONResponse:
+    status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 500)
+    return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, status_code=status)
+
+
+def _state_json(state: ExperimentState) -> dict[str, Any]:
+    return state.to_json()
+
+
+def build_admin_router(state_store: StateStore) -> APIRouter:
+    """The admin router over ``state_store`` (routes are sync: FastAPI runs them in a pool)."""
+    from abllm.rollout import actions
+
+    router = APIRouter(prefix="/v1/admin/experiments", tags=["admin"])
+
+    def actor_of(body: ChangeRequest | None, header: str | None) -> str:
+        return (body.actor if body else None) or header or "api"
+
+    @router.post("/{experiment_id}/kill")
+    def kill(
+        experiment_id: str,
+        body: ChangeRequest | None = None,
+        x_abllm_actor: str | None = Header(default=None),
+    ) -> Any:
+        """Kill switch: every process serves control for this experiment."""
+        try:
+            state = actions.kill(
+                state_store,
+                experiment_id,
+                actor=actor_of(body, x_abllm_actor),
+                reason=body.reason if body else None,
+            )
+        except AbllmError as exc:
+            return _error(exc)
+        return _state_json(state)
+
+    @router.post("/{experiment_id}/resume")
+    def resume(
+        experiment_id: str,
+        body: ChangeRequest | None = None,
+        x_abllm_actor: str | None = Header(default=None),
+    ) -> Any:
+        """Undo a kill or pause (also un-pauses arms a guardrail paused)."""
+        try:
+            state = actions.resume(
+                state_store,
+                experiment_id,
+                actor=actor_of(body, x_abllm_actor),
+                reason=body.reason if body else None,
+            )
+        except AbllmError as exc:
+            return _error(exc)
+        return _state_json(state)
+
+    @router.post("/{experiment_id}/rollout/advance")
+    def advance(
+        experiment_id: str,
+        body: AdvanceRequest | None = None,
+        x_abllm_actor: str | None = Header(default=None),
+    ) -> Any:
+        """One step forward: the next stage, or the winner rollout when ``winner`` is given."""
+        try:
+            state = actions.advance(
+                state_store,
+                experiment_id,
+                actor=actor_of(body, x_abllm_actor),
+                winner=body.winner if body else None,
+                reason=body.reason if body else None,
+            )
+        except AbllmError as exc:
+            return _error(exc)
+        return _state_json(state)
+
+    @router.post("/{experiment_id}/rollout/rollback")
+    def rollback(
+        experiment_id: str,
+        body: ChangeRequest | None = None,
+        x_abllm_actor: str | None = Header(default=None),
+    ) -> Any:
+        """One step back; automatic advances then wait for a manual advance."""
+        try:
+            state = actions.rollback(
+                state_store,
+                experiment_id,
+                actor=actor_of(body, x_abllm_actor),
+                reason=body.reason if body else None,
+            )
+        except AbllmError as exc:
+            return _error(exc)
+        return _state_json(state)
+
+    @router.get("/{experiment_id}/state")
+    def get_state(experiment_id: str) -> Any:
+        """The runtime state (and the overrides assignment applies)."""
+        try:
+            return _state_json(actions.require_state(state_store, experiment_id))
+        except AbllmError as exc:
+            return _error(exc)
+
+    @router.get("/{experiment_id}/audit")
+    def get_audit(experiment_id: str, limit: int = Query(default=100, ge=1, le=10_000)) -> Any:
+        """The newest ``limit`` changes, oldest first: who, when, what, why."""
+        try:
+            rows = state_store.audit(experiment_id, limit=limit)
+        except AbllmError as exc:
+            return _error(exc)
+        return {"experiment_id": experiment_id, "audit": [r.to_json() for r in rows]}
+
+    return router

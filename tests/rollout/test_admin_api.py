@@ -1,0 +1,73 @@
+"""The admin router: kill, resume, advance, rollback, state and audit over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from abllm.rollout import register_experiment
+from abllm.server.admin import build_admin_router
+from abllm.state import StateStore, StateView, open_state
+
+from .helpers import experiment
+
+BASE = "/v1/admin/experiments/exp_r"
+
+
+@pytest.fixture
+def store() -> Iterator[StateStore]:
+    s = open_state("memory://")
+    register_experiment(s, experiment(), actor="serve")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def client(store: StateStore) -> TestClient:
+    app = FastAPI()
+    app.include_router(build_admin_router(store))
+    return TestClient(app)
+
+
+def test_kill_reaches_a_view_and_is_audited(client: TestClient, store: StateStore) -> None:
+    view = StateView(store).start()
+    try:
+        r = client.post(
+            f"{BASE}/kill", json={"reason": "bad answers"}, headers={"X-Abllm-Actor": "bob"}
+        )
+        assert r.status_code == 200 and r.json()["killed"] and r.json()["runtime"]["killed"]
+        assert view.get("exp_r").killed
+        r = client.post(f"{BASE}/resume", json={"actor": "carol"})
+        assert r.status_code == 200 and not r.json()["killed"]
+        assert not view.get("exp_r").killed
+    finally:
+        view.close()
+    audit = client.get(f"{BASE}/audit").json()["audit"]
+    assert [(a["action"], a["actor"]) for a in audit] == [
+        ("register", "serve"),
+        ("kill", "bob"),
+        ("resume", "carol"),
+    ]
+    assert audit[1]["reason"] == "bad answers"
+    assert client.get(f"{BASE}/audit", params={"limit": 1}).json()["audit"][0]["action"] == "resume"
+
+
+def test_rollout_moves_and_errors(client: TestClient) -> None:
+    assert client.get(f"{BASE}/state").json()["stage"] == 0
+    r = client.post(f"{BASE}/rollout/advance")
+    assert r.status_code == 200 and r.json()["stage"] == 1
+    assert r.json()["weights"] == {"control": 60.0, "a": 20.0, "b": 20.0}
+    client.post(f"{BASE}/rollout/advance")
+    r = client.post(f"{BASE}/rollout/advance")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "conflict"
+    r = client.post(f"{BASE}/rollout/advance", json={"winner": "nope"})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    r = client.post(f"{BASE}/rollout/advance", json={"winner": "a", "reason": "SHIP"})
+    assert r.status_code == 200 and r.json()["winner_percent"] == 75
+    r = client.post(f"{BASE}/rollout/rollback", json={"actor": "dana"})
+    assert r.status_code == 200 and r.json()["winner"] is None and r.json()["held"]
+    assert client.get("/v1/admin/experiments/unknown/state").status_code == 404
+    assert client.post(f"{BASE}/kill", json={"oops": 1}).status_code == 422
