@@ -4,8 +4,9 @@ Prints one JSON object. Both engines get the same per-arm sufficient statistics 
 proportion, 10 ratio and 5 CUPED metrics; control + 2 treatments; 20 segments = 2,000
 treatment-vs-control comparisons). abllm's timed path is what the analysis layer runs: one
 vectorised ``compare_many`` per metric kind (fixed-horizon, sequential and Bayesian results
-together), Holm over metrics × arms within each segment, SRM per segment, and typed
-``Comparison`` objects for every comparison. gbstats' timed path is only its
+together), Holm over metrics × arms within each segment and SRM per segment (reported as
+``analysis_vectorised``: every figure, in a typed ``ComparisonTable`` per kind), then typed
+``Comparison`` objects for all 2,000 comparisons (``total``). gbstats' timed path is only its
 ``analyze_metric_df`` (frequentist, absolute differences) per metric, on DataFrames prepared
 outside the clock. p-values of the kinds defined alike (mean, ratio, CUPED) are compared.
 """
@@ -243,15 +244,23 @@ def main() -> None:
                     "comparisons": rows * (ARMS - 1),
                 },
                 "abllm_ms": {
-                    "vectorised_compare_holm_srm": round(vec_ms, 3),
-                    "total_with_typed_comparisons": round(total_ms, 3),
+                    "analysis_vectorised": round(vec_ms, 3),
+                    "typed_comparison_objects": round(total_ms - vec_ms, 3),
+                    "total": round(total_ms, 3),
                 },
                 "gbstats_ms": {
                     "analyze_metric_df": round(gb_ms, 1),
                     "per_row": round(gb_ms / rows, 3),
                 },
-                "speedup_total_vs_gbstats": round(gb_ms / total_ms, 1),
-                "targets": {"under_20ms": total_ms < 20.0, "at_least_50x": gb_ms / total_ms >= 50},
+                "speedup_vs_gbstats": {
+                    "analysis_vectorised": round(gb_ms / vec_ms, 1),
+                    "total": round(gb_ms / total_ms, 1),
+                },
+                "targets": {
+                    "analysis_under_20ms": vec_ms < 20.0,
+                    "total_under_20ms": total_ms < 20.0,
+                    "total_at_least_50x": gb_ms / total_ms >= 50,
+                },
                 "max_abs_p_value_diff_vs_gbstats_mean_ratio_cuped": worst,
             },
             indent=2,
