@@ -228,3 +228,28 @@ def test_relative_ci_is_consistent_with_the_p_value(
         excluded = hi < 0
     assert excluded == (c.p_value < 0.05)
     assert (not c.diff_ci[0] <= 0 <= c.diff_ci[1]) == excluded or alternative != "two-sided"
+
+
+@pytest.mark.parametrize(("alternative", "margin"), [("less", 0.10), ("greater", -0.05)])
+def test_relative_ci_is_dual_to_a_relative_margin_test(alternative: str, margin: float) -> None:
+    from abllm.stats import ProportionStats
+
+    hyp = Hypothesis(alternative, margin, relative=True)  # type: ignore[arg-type]
+    rng = np.random.default_rng(12)
+    for _ in range(60):
+        n_c, n_t = rng.integers(200, 5000, 2)
+        mean_c, mean_t = rng.uniform(2, 4), rng.uniform(2, 4.4)
+        sd = rng.uniform(0.5, 3)
+        arms = [
+            MeanStats(n, n * m, (n - 1) * sd * sd + n * m * m)
+            for n, m in ((n_c, mean_c), (n_t, mean_t))
+        ]
+        rate_c, rate_t = rng.uniform(0.05, 0.2), rng.uniform(0.05, 0.22)
+        props = [
+            ProportionStats(n_c, round(n_c * rate_c)),
+            ProportionStats(n_t, round(n_t * rate_t)),
+        ]
+        for pair in (arms, props):
+            c = compare(pair[0], pair[1], TestConfig(hypothesis=hyp))  # type: ignore[type-var]
+            bound = c.rel_ci[1] < margin if alternative == "less" else c.rel_ci[0] > margin
+            assert bound == (c.p_value < 0.05), c

@@ -62,10 +62,13 @@ class Comparison:
     """Treatment versus control for one metric (and one segment).
 
     ``diff`` is μT − μC (CUPED-adjusted for ``cuped``); ``rel_lift`` is μT/μC − 1 with a
-    Fieller (or, for proportions, Koopman score) interval, so ``rel_ci`` excludes 0 exactly when
-    ``p_value < alpha``. ``seq_*`` are the always-valid counterparts. ``significant`` uses
-    ``adjusted_p_value``, which is the decision p-value (sequential when ``sequential``) after
-    any multiple-testing correction.
+    Fieller (or, for proportions, Koopman score) interval: the relative lifts the test does not
+    reject, so ``rel_ci`` excludes 0 (or a relative margin ``m``) exactly when
+    ``p_value < alpha`` — unless the control mean is itself indistinguishable from 0, when
+    ``rel_ci`` is (−inf, inf). For one-sided hypotheses the intervals are two-sided at
+    ``1 − 2·alpha`` so their relevant end is the one-sided bound. ``seq_*`` are the
+    always-valid counterparts. ``significant`` uses ``adjusted_p_value``: the decision p-value
+    (sequential when ``sequential``) after any multiple-testing correction.
     """
 
     kind: MetricKind
