@@ -100,31 +100,36 @@ def _compare(control: Stats, treatment: Stats, config: TestConfig) -> Comparison
     return _infer(est, config, counts)
 
 
-def _infer(
-    est: Estimates,
-    config: TestConfig,
-    counts: tuple[FloatArray, FloatArray, FloatArray, FloatArray] | None,
-) -> ComparisonTable:
+Counts = tuple[FloatArray, FloatArray, FloatArray, FloatArray]
+
+
+def _statistic(
+    est: Estimates, config: TestConfig, counts: Counts | None, df: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Test statistic for H0 and its degrees of freedom (inf = normal)."""
+    hyp = config.hypothesis
+    if counts is not None:
+        s_c, n_c, s_t, n_t = counts
+        null = hyp.null_ratio if hyp.relative else hyp.null
+        stat = score_statistic(s_t, n_t, s_c, n_c, null, hyp.relative)
+        return stat, np.full(stat.shape, np.inf)
+    if hyp.relative:
+        # H0: μT = θ0·μC, tested as the linear contrast μT − θ0·μC (Fieller's pivot).
+        theta0 = hyp.null_ratio
+        var0 = est.var_t + theta0**2 * est.var_c
+        stat = (est.est_t - theta0 * est.est_c) / np.sqrt(var0)
+        return stat, welch_df(est.var_t, est.dof_t, theta0**2 * est.var_c, est.dof_c)
+    se = np.sqrt(est.var_t + est.var_c)
+    return (est.est_t - est.est_c - hyp.null) / se, df
+
+
+def _infer(est: Estimates, config: TestConfig, counts: Counts | None) -> ComparisonTable:
     hyp, alpha, alt = config.hypothesis, config.alpha, config.hypothesis.alternative
-    theta0 = hyp.null_ratio
     diff = est.est_t - est.est_c
     se = np.sqrt(est.var_t + est.var_c)
     df = welch_df(est.var_t, est.dof_t, est.var_c, est.dof_c)
     df = np.where(np.isnan(df), np.inf, df)
-
-    # Test statistic for H0 and its degrees of freedom.
-    if counts is not None:
-        s_c, n_c, s_t, n_t = counts
-        stat = score_statistic(s_t, n_t, s_c, n_c, hyp.null_ratio if hyp.relative else hyp.null,
-                               hyp.relative)  # fmt: skip
-        df_test = np.full(diff.shape, np.inf)
-    elif hyp.relative:
-        var0 = est.var_t + theta0**2 * est.var_c
-        stat = (est.est_t - theta0 * est.est_c) / np.sqrt(var0)
-        df_test = welch_df(est.var_t, est.dof_t, theta0**2 * est.var_c, est.dof_c)
-    else:
-        stat = (diff - hyp.null) / se
-        df_test = df
+    stat, df_test = _statistic(est, config, counts, df)
     p = p_value(stat, df_test, alt)
 
     q_abs = critical_value(alpha, df, alt)
@@ -151,22 +156,20 @@ def _infer(
     r_lo = np.where(positive_base, r_lo - 1.0, np.nan)
     r_hi = np.where(positive_base, r_hi - 1.0, np.nan)
 
+    better = config.higher_is_better
     if config.bayes == "beta_binomial" and counts is not None:
         s_c, n_c, s_t, n_t = counts
-        bayes = beta_binomial_bayes(s_c, n_c, s_t, n_t, higher_is_better=config.higher_is_better,
-                                    prior=config.beta_prior)  # fmt: skip
+        bayes = beta_binomial_bayes(
+            s_c, n_c, s_t, n_t, higher_is_better=better, prior=config.beta_prior
+        )
     else:
-        bayes = gaussian_bayes(diff, se, higher_is_better=config.higher_is_better,
-                               prior=config.prior)  # fmt: skip
+        bayes = gaussian_bayes(diff, se, higher_is_better=better, prior=config.prior)
 
     shape = np.broadcast_shapes(diff.shape, est.error_code.shape)
-    error = first_error(
-        shape,
-        [
-            (ErrorCode.NONPOSITIVE_BASELINE, np.asarray(hyp.relative & ~positive_base)),
-        ],
+    baseline_error = first_error(
+        shape, [(ErrorCode.NONPOSITIVE_BASELINE, np.asarray(hyp.relative & ~positive_base))]
     )
-    error = np.where(est.error_code != 0, est.error_code, error).astype(np.int8)
+    error = np.where(est.error_code != 0, est.error_code, baseline_error).astype(np.int8)
     bad = error != 0
 
     def out(x: FloatArray) -> FloatArray:
