@@ -123,14 +123,20 @@ class Event(BaseModel):
         return len(self.__pydantic_serializer__.to_json(self))
 
 
-def check_event(event: Event) -> Event:
-    """Raise ``LimitExceeded`` when ``event`` is over ``MAX_EVENT_BYTES``; return it otherwise."""
+def _checked_size(event: Event) -> int:
+    """Exact JSON size of ``event``; ``LimitExceeded`` when it is over 32 KB."""
     size = event.size_bytes()
     if size > MAX_EVENT_BYTES:
         raise LimitExceeded(
             f"event {event.event_id} is {size} bytes; the limit is {MAX_EVENT_BYTES} bytes "
             "(32 KB) per event"
         )
+    return size
+
+
+def check_event(event: Event) -> Event:
+    """Raise ``LimitExceeded`` when ``event`` is over ``MAX_EVENT_BYTES``; return it otherwise."""
+    _checked_size(event)
     return event
 
 
@@ -140,9 +146,7 @@ def check_batch(events: Sequence[Event]) -> None:
         raise LimitExceeded(
             f"batch has {len(events)} events; the limit is {MAX_BATCH_EVENTS} events per batch"
         )
-    total = 0
-    for event in events:
-        total += check_event(event).size_bytes()
+    total = sum(_checked_size(event) for event in events)  # one serialisation per event
     if total > MAX_BATCH_BYTES:
         raise LimitExceeded(
             f"batch is {total} bytes; the limit is {MAX_BATCH_BYTES} bytes (1 MB) per batch"
