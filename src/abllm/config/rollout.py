@@ -61,7 +61,8 @@ class RolloutPlan(_Strict):
     ``min_hours``, and for ``gated`` stages every guardrail holding with ``min_units`` per arm);
     a stage with none of these conditions is advanced by hand. After a decision names a
     winner, ``winner`` stages move that share of units to it; reaching 100 % completes the
-    experiment. ``check_interval_s`` is how often the controller evaluates guardrails.
+    experiment. ``check_interval_s`` is how often the controller evaluates guardrails;
+    ``alert_webhook`` receives this experiment's alerts (besides the controller's own hooks).
     """
 
     stages: list[Stage] = Field(default_factory=list)
@@ -72,6 +73,11 @@ class RolloutPlan(_Strict):
         description="start the winner rollout when the analysis recommends shipping a variant",
     )
     check_interval_s: float = Field(default=60.0, gt=0)
+    alert_webhook: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="POST the experiment's guardrail alerts as JSON to this URL",
+    )
 
 
 class Guardrail(_Strict):
@@ -81,12 +87,12 @@ class Guardrail(_Strict):
     control's value. Each is checked with a one-sided sequential test once at least
     ``min_units`` units per arm have data, so it can be evaluated every minute.
 
-    ``metric`` is a built-in guardrail metric — ``error_rate``, ``latency_ms``, ``ttft_ms``,
-    ``pNN_latency_ms`` / ``pNN_ttft_ms`` (a quantile, e.g. ``p95_latency_ms``), ``cost_usd``
-    (cost per request), ``rating``, ``schema_failure_rate``, ``fallback_rate``,
-    ``retry_rate`` — or the name of one of the experiment's metrics. ``action``: ``pause``
-    sends the arm's units to control, ``rollback`` returns to the previous stage (pausing the
-    arm at the first stage), ``alert`` only calls the alert hooks.
+    ``metric`` is one of the experiment's metrics or an analysis built-in: ``error_rate``,
+    ``latency_ms``, ``p50_latency_ms`` / ``p95_latency_ms`` / ``p99_latency_ms``, ``ttft_ms``
+    (and its p50/p95/p99), ``cost_per_request``, ``cost_per_success``, ``fallback_rate``,
+    ``schema_failure_rate``, ``rating``, ``thumbs_up``, ``retried``, ``abandoned``.
+    ``action``: ``pause`` sends the arm's units to control, ``rollback`` returns to the
+    previous stage (pausing the arm at the first stage), ``alert`` only calls the alert hooks.
     """
 
     metric: str = Field(min_length=1)

@@ -19,7 +19,7 @@ from datetime import datetime
 from abllm.config import Experiment
 from abllm.errors import AbllmError
 from abllm.rollout.actions import register_experiments
-from abllm.rollout.alerts import Alert, AlertHook, LogAlert
+from abllm.rollout.alerts import Alert, AlertHook, LogAlert, WebhookAlert
 from abllm.rollout.live import ResultsSource
 from abllm.rollout.policy import Decision, decide
 from abllm.rollout.results import GuardrailCheck
@@ -61,6 +61,7 @@ class RolloutController:
     _alerted: set[tuple[str, int, str, str]] = field(default_factory=set, init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
     _thread: threading.Thread | None = field(default=None, init=False)
+    _webhooks: dict[str, WebhookAlert] = field(default_factory=dict, init=False)
 
     @property
     def interval(self) -> float:
@@ -111,13 +112,17 @@ class RolloutController:
         action = decision.action
         assert action in ("pause_variant", "rollback", "advance", "start_winner", "complete")
 
+        last: list[Transition | None] = [None]
+
         def change(current: ExperimentState) -> Transition | None:
-            if current.version != seen:  # someone acted since we read: their change wins
-                return None
-            return Transition(wanted, action, decision.reason)
+            # someone acted since we read: their change wins and this decision is dropped
+            last[0] = (
+                None if current.version != seen else Transition(wanted, action, decision.reason)
+            )
+            return last[0]
 
         stored = self.store.apply(experiment.id, change, actor=self.actor, now=now)
-        applied = stored.version != seen
+        applied = last[0] is not None and stored.version == seen + 1
         if applied:
             self._announce(experiment.id, decision, stored, now)
         return Outcome(experiment.id, decision, applied, stored)
@@ -155,8 +160,19 @@ class RolloutController:
             message = "guardrail breached: " + "; ".join(c.describe() for c in fresh)
             self._fire(Alert(experiment_id, "alert", message, now, state.version, tuple(fresh)))
 
+    def _hooks_for(self, experiment_id: str) -> list[AlertHook]:
+        hooks = list(self.hooks)
+        url = next(
+            (plan_of(e).alert_webhook for e in self.experiments if e.id == experiment_id), None
+        )
+        if url:
+            if url not in self._webhooks:
+                self._webhooks[url] = WebhookAlert(url)
+            hooks.append(self._webhooks[url])
+        return hooks
+
     def _fire(self, alert: Alert) -> None:
-        for hook in self.hooks:
+        for hook in self._hooks_for(alert.experiment_id):
             try:
                 hook(alert)
             except Exception:  # a broken hook must not stop the controller
@@ -180,3 +196,5 @@ class RolloutController:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        for hook in self._webhooks.values():
+            hook.close()
