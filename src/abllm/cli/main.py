@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "abllm.cli.rollout",
     "abllm.cli.events",
     "abllm.cli.analyze",
+    "abllm.cli.power",
 )
 
 app = typer.Typer(
