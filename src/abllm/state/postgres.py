@@ -261,7 +261,9 @@ class _PgListener(PushListener):
         conn = self._conn
         if conn is None or conn.closed:
             raise ConnectionError("listener connection closed")
-        return [n.payload for n in conn.notifies(timeout=timeout)]
+        # stop_after=1: return as soon as one arrives (the generator otherwise runs until the
+        # timeout, which would delay every change by up to ``timeout``)
+        return [n.payload for n in conn.notifies(timeout=timeout, stop_after=1)]
 
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
