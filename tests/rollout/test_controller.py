@@ -161,3 +161,33 @@ def test_webhook_failures_are_logged_not_raised(caplog: pytest.LogCaptureFixture
     hook.flush()
     hook.close()
     assert "alert webhook http://127.0.0.1:9/nowhere failed" in caplog.text
+
+
+def test_serving_state_registers_and_refuses_changed_variants(tmp_path: Any) -> None:
+    from abllm.config import ExperimentFile
+    from abllm.errors import Conflict
+    from abllm.rollout import open_serving_state
+
+    url = f"sqlite:///{tmp_path}/state.sqlite"
+    config = ExperimentFile(experiments=[experiment()])
+    runtime = open_serving_state(config, state_url=url)
+    try:
+        assert runtime.view.get("exp_r").weights == {"control": 80, "a": 10, "b": 10}
+        kill(runtime.store, "exp_r", actor="ops")
+        assert runtime.view.get("exp_r").killed
+    finally:
+        runtime.close()
+    changed = experiment(
+        variants=[
+            {"id": "control", "control": True, "llm": {"model": "m"}},
+            {"id": "a", "llm": {"model": "m"}},
+        ],
+        rollout=None,
+    )
+    with pytest.raises(Conflict, match="start a new version"):
+        open_serving_state(ExperimentFile(experiments=[changed]), state_url=url)
+    again = open_serving_state(config, state_url=url)  # a restart: the kill holds
+    try:
+        assert again.view.get("exp_r").killed
+    finally:
+        again.close()

@@ -19,6 +19,7 @@ from abllm.rollout.controller import Outcome, RolloutController
 from abllm.rollout.live import AnalysisResults, ResultsSource, live_from_result
 from abllm.rollout.policy import Decision, decide, gate_failures
 from abllm.rollout.results import GuardrailCheck, LiveResults
+from abllm.rollout.serving import ServingState, open_serving_state
 from abllm.rollout.stages import next_step, plan_of, position, previous_step, registered
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "Outcome",
     "ResultsSource",
     "RolloutController",
+    "ServingState",
     "WebhookAlert",
     "advance",
     "decide",
@@ -39,6 +41,7 @@ __all__ = [
     "kill",
     "live_from_result",
     "next_step",
+    "open_serving_state",
     "plan_of",
     "position",
     "previous_step",

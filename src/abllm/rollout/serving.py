@@ -1,0 +1,85 @@
+"""Runtime state for a serving process, in one call (what ``abllm serve`` needs).
+
+::
+
+    runtime = open_serving_state(config, store_url=store, state_url=state)  # Conflict if a
+    app = create_app(config, events, state=runtime.view)                    # live experiment's
+    app.include_router(build_admin_router(runtime.store))                   # variants changed
+    runtime.start_controller(events)   # optional: guardrails and stages in this process
+    ...
+    runtime.close()
+
+Registering refuses (``abllm.errors.Conflict``) a config whose running experiment changed its
+variants without a version bump, before any request is served.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from abllm.config import ExperimentFile
+from abllm.rollout.actions import register_experiments
+from abllm.rollout.alerts import AlertHook, LogAlert
+from abllm.rollout.controller import RolloutController
+from abllm.rollout.live import AnalysisResults
+from abllm.state import StateStore, StateView, open_state
+
+if TYPE_CHECKING:
+    from abllm.events import EventStore
+
+
+@dataclass
+class ServingState:
+    """The state backend, this process's view of it and, optionally, the controller."""
+
+    config: ExperimentFile
+    store: StateStore
+    view: StateView
+    controller: RolloutController | None = field(default=None)
+
+    def start_controller(
+        self, events: EventStore, hooks: Sequence[AlertHook] | None = None
+    ) -> RolloutController:
+        """Run the rollout controller in a background thread of this process."""
+        controller = RolloutController(
+            self.store,
+            self.config.experiments,
+            AnalysisResults(events),
+            hooks=list(hooks) if hooks is not None else [LogAlert()],
+        )
+        self.controller = controller.start()
+        return controller
+
+    def close(self) -> None:
+        """Stop the controller and the view, then close the backend."""
+        if self.controller is not None:
+            self.controller.close()
+        self.view.close()
+        self.store.close()
+
+
+def open_serving_state(
+    config: ExperimentFile,
+    *,
+    store_url: str | None = None,
+    state_url: str | None = None,
+    actor: str = "serve",
+    cache_path: str | Path | None = None,
+) -> ServingState:
+    """Open the backend, register every experiment (Conflict on changed live variants) and
+    start the in-memory view the gateway reads on every request.
+
+    ``cache_path`` keeps a copy of the last state seen, so a restart while the backend is
+    unreachable still honours a kill.
+    """
+    store = open_state(state_url, store_url=store_url)
+    try:
+        register_experiments(store, config.experiments, actor=actor)
+        view = StateView(store, cache_path=cache_path).start()
+    except BaseException:
+        store.close()
+        raise
+    return ServingState(config=config, store=store, view=view)
