@@ -79,7 +79,7 @@ class Proc:
             self.p.wait()
 
 
-def _scenario(url: str, drop_push: Callable[[], int]) -> None:
+def _scenario(url: str, drop_push: Callable[[], int] | None) -> None:
     writer: StateStore = open_state(url)
     register_experiment(writer, EXP, actor="serve")
     procs = [Proc(url), Proc(url)]
@@ -102,6 +102,12 @@ def _scenario(url: str, drop_push: Callable[[], int]) -> None:
         for p in procs:
             first = json.loads(p.next_line(timeout=5))
             assert first["killed"] and first["traffic"] == 25
+        if drop_push is None:  # embedded: no push channel between processes, polling only
+            t0 = time.time()
+            resume(writer, EXP.id, actor="ops")
+            for p in procs:
+                assert p.wait_for(lambda line: not line["killed"])["t"] - t0 < 1.0
+            return
         # the push channel drops and cannot come back for 2 s: polling carries the resume
         assert drop_push() == 2
         time.sleep(0.3)
@@ -123,6 +129,10 @@ def _scenario(url: str, drop_push: Callable[[], int]) -> None:
         for p in procs:
             p.stop()
         writer.close()
+
+
+def test_two_processes_share_an_embedded_file(tmp_path: Path) -> None:
+    _scenario(f"sqlite:///{tmp_path}/state.sqlite", None)
 
 
 @pytest.mark.postgres

@@ -45,7 +45,7 @@ def main() -> None:
     stop = threading.Event()
     threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
     deadline = time.monotonic() + 10
-    while not view.push_alive and time.monotonic() < deadline:
+    while view.store.kind != "embedded" and not view.push_alive and time.monotonic() < deadline:
         time.sleep(0.01)
     print("ready", flush=True)
     seen: tuple[int, bool] = (-1, False)

@@ -54,6 +54,7 @@ class StateView:
         self._states: dict[str, ExperimentState] = {}
         self._runtime: dict[str, RuntimeState] = {}
         self._lock = threading.Lock()
+        self._cache_lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._subscription: Subscription | None = None
@@ -184,14 +185,15 @@ class StateView:
     # -- cache file ---------------------------------------------------------------------------
     def _save_cache(self) -> None:
         assert self.cache_path is not None
-        data = {eid: json.loads(s.stored()) for eid, s in self._states.items()}
-        tmp = self.cache_path.with_suffix(".tmp")
-        try:
-            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(data))
-            os.replace(tmp, self.cache_path)
-        except OSError as exc:
-            log.warning("cannot write the state cache %s: %s", self.cache_path, exc)
+        with self._cache_lock:  # the listener and the poller may both get here
+            data = {eid: json.loads(s.stored()) for eid, s in self._states.items()}
+            tmp = self.cache_path.with_suffix(".tmp")
+            try:
+                self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+                tmp.write_text(json.dumps(data))
+                os.replace(tmp, self.cache_path)
+            except OSError as exc:
+                log.warning("cannot write the state cache %s: %s", self.cache_path, exc)
 
     def _load_cache(self) -> None:
         assert self.cache_path is not None
