@@ -1,0 +1,213 @@
+"""The results sections of an experiment page: seed 001's table, every metric, SRM, guardrails
+and the recommendation.
+
+Arrows follow the CLI (``abllm.analysis.report``): ↑ is *better* than control in the metric's
+own direction (latency going down is ↑), ↓ worse; coloured when significant, grey otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+
+from abllm.analysis import ExperimentResult, MetricResult
+from abllm.dashboard.html import (
+    arrow,
+    badge,
+    ci_text,
+    empty,
+    esc,
+    pct,
+    pvalue,
+    rel_ci_text,
+    tag,
+    value,
+)
+
+_SUMMARY_EXTRA = ("latency_ms", "cost_per_request")
+
+
+def _variant_cell(result: ExperimentResult, variant: str, paused: tuple[str, ...]) -> str:
+    out = esc(variant)
+    if variant == result.control:
+        out += ' <span class="muted">(control)</span>'
+    if variant in paused:
+        out += " " + tag("paused", "warn")
+    return out
+
+
+def _metric_cell(metric: MetricResult | None, variant: str, ci: bool = False) -> str:
+    if metric is None or variant not in metric.arms:
+        return "–"
+    arm = metric.arms[variant]
+    text = value(metric, arm.mean)
+    if ci:
+        text += ci_text(metric, arm.ci)
+    return text + arrow(metric, metric.comparisons.get(variant))
+
+
+def summary_table(result: ExperimentResult, paused: tuple[str, ...] = ()) -> str:
+    """Seed 001's view: variant, traffic, the primary metric, latency, cost/query, p-value."""
+    primary = result.metrics.get(result.primary) if result.primary else None
+    extra = [
+        result.metrics[m] for m in _SUMMARY_EXTRA if m in result.metrics and m != result.primary
+    ]
+    head = ["Variant", "Traffic"]
+    if primary is not None:
+        head.append(f"{esc(primary.label)} <span class='muted'>(primary)</span>")
+    head += [esc(m.label) for m in extra]
+    head += ["p-value", "p-value (seq.)"]
+    rows = []
+    for v in result.variants.values():
+        share = f"{v.share:.0%}" if v.units else "–"
+        traffic = (
+            f"{share} <span class='muted'>({v.units:,} units; planned {v.expected_share:.0%})"
+            "</span>"
+        )
+        cells = [_variant_cell(result, v.variant_id, paused), traffic]
+        if primary is not None:
+            cells.append(_metric_cell(primary, v.variant_id, ci=True))
+        cells += [_metric_cell(m, v.variant_id) for m in extra]
+        cmp = primary.comparisons.get(v.variant_id) if primary is not None else None
+        if cmp is None:
+            cells += ["–", "–"]
+        else:
+            mark = ' <span class="sig" title="statistically significant">✓</span>'
+            p_cell = pvalue(cmp.p_value) if math.isfinite(cmp.p_value) else esc(cmp.error or "–")
+            cells += [p_cell + (mark if cmp.significant else ""), pvalue(cmp.p_value_sequential)]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return (
+        '<table class="results summary"><thead><tr>'
+        + "".join(f"<th>{h}</th>" for h in head)
+        + "</tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+        + '<p class="legend"><span class="sig">✓</span> statistically significant '
+        f"(α = {result.alpha:g}) · "
+        '<span class="arrow up sig">↑</span> better than control · '
+        '<span class="arrow down sig">↓</span> worse than control · '
+        '<span class="arrow ns">↑↓</span> grey: not significant</p>'
+    )
+
+
+def metrics_table(result: ExperimentResult) -> str:
+    """Every metric with data: value (CI) per arm, lift (CI), p, sequential p, chance to win."""
+    head = (
+        "Metric",
+        "Variant",
+        "n",
+        "Value (CI)",
+        "Lift vs control (CI)",
+        "p",
+        "p seq.",
+        "P(win)",
+    )
+    body = []
+    for metric in result.metrics.values():
+        arms = [v for v in result.variants if v in metric.arms]
+        for i, variant in enumerate(arms):
+            cmp = metric.comparisons.get(variant)
+            label = ""
+            if i == 0:
+                role = (
+                    f' <span class="tag role-{esc(metric.role)}">{esc(metric.role)}</span>'
+                    if metric.role != "secondary"
+                    else ""
+                )
+                label = f"{esc(metric.label)}{role}"
+            if cmp is None:
+                lift = p = seq = ctw = "–" if variant != result.control else ""
+            elif cmp.error and not math.isfinite(cmp.p_value):
+                lift, p, seq, ctw = (f'<span class="muted">{esc(cmp.error)}</span>', "–", "–", "–")
+            else:
+                lift = pct(cmp.rel_lift) + rel_ci_text(cmp.rel_ci)
+                p = pvalue(cmp.p_value) + (' <span class="sig">✓</span>' if cmp.significant else "")
+                seq = pvalue(cmp.p_value_sequential)
+                ctw = pct(cmp.chance_to_win, signed=False, digits=0)
+            cls = ' class="first"' if i == 0 else ""
+            body.append(
+                f"<tr{cls}><td>{label}</td><td>{esc(variant)}</td>"
+                f'<td class="num">{metric.arms[variant].n:,}</td>'
+                f'<td class="num">{_metric_cell(metric, variant, ci=True)}</td>'
+                f'<td class="num">{lift}</td><td class="num">{p}</td>'
+                f'<td class="num">{seq}</td><td class="num">{ctw}</td></tr>'
+            )
+    if not body:
+        return empty("no metric has data yet")
+    return (
+        '<table class="results metrics"><thead><tr>'
+        + "".join(f"<th>{esc(h)}</th>" for h in head)
+        + "</tr></thead><tbody>"
+        + "".join(body)
+        + "</tbody></table>"
+    )
+
+
+def recommendation_box(result: ExperimentResult) -> str:
+    """The decision badge, what it concerns and why (and how many units are still needed)."""
+    rec = result.recommendation
+    more = ""
+    if rec.units_needed:
+        more = f'<p class="muted">units still needed per arm: {rec.units_needed:,}</p>'
+    return (
+        f'<div class="recommendation">'
+        f"<div>Recommendation {badge(rec.decision, rec.variant)}</div>"
+        f'<p class="reason">{esc(rec.reason)}</p>{more}</div>'
+    )
+
+
+def srm_section(result: ExperimentResult) -> str:
+    """Sample ratio check: observed against expected units per arm, chi-square p-value."""
+    srm = result.srm
+    status = tag("mismatch", "bad") if srm.flag else tag("ok", "good")
+    p = f"{srm.p_value:.3g}" if math.isfinite(srm.p_value) else "n/a"
+    total = sum(srm.observed.values())
+    rows = "".join(
+        f"<tr><td>{esc(v)}</td><td class='num'>{n:,}</td>"
+        f"<td class='num'>{srm.expected.get(v, 0.0):.1%}"
+        f" <span class='muted'>({srm.expected.get(v, 0.0) * total:,.0f})</span></td></tr>"
+        for v, n in srm.observed.items()
+    )
+    note = (
+        "<p class='warn-text'>The split differs from the configured weights more than chance "
+        "allows: assignment or logging is broken, so the results are not trustworthy.</p>"
+        if srm.flag
+        else ""
+    )
+    return (
+        f"<p>Sample ratio check {status} <span class='muted'>(χ² p = {esc(p)})</span></p>{note}"
+        "<table class='small'><thead><tr><th>Variant</th><th>Units</th><th>Expected</th></tr>"
+        f"</thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def guardrails_section(result: ExperimentResult, configured: int) -> str:
+    """Each guardrail per treatment: value, bound, sequential p-value, breached or holding."""
+    if not result.guardrails:
+        if configured:
+            return empty(f"{configured} guardrail(s) configured; none evaluated yet")
+        return empty("no guardrails configured")
+    rows = []
+    for g in result.guardrails:
+        metric = result.metrics.get(g.metric)
+        shown = value(metric, g.value) if metric else esc(f"{g.value:.4g}")
+        bound = value(metric, g.bound) if metric else esc(f"{g.bound:.4g}")
+        state = tag("breached", "bad") if g.breached else tag("holding", "good")
+        rows.append(
+            f"<tr><td>{esc(g.metric)}</td><td>{esc(g.variant)}</td><td>{state}</td>"
+            f"<td class='num'>{shown}</td><td class='num'>{bound}</td>"
+            f"<td class='num'>{pvalue(g.p_value)}</td><td>{esc(g.action)}</td>"
+            f"<td>{esc(g.reason)}</td></tr>"
+        )
+    return (
+        "<table class='small'><thead><tr><th>Metric</th><th>Variant</th><th>Status</th>"
+        "<th>Value</th><th>Bound</th><th>p (seq.)</th><th>Action</th><th>Why</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def warnings_section(result: ExperimentResult) -> str:
+    """Analysis warnings (unknown variants in the data, skipped guardrails ...)."""
+    if not result.warnings:
+        return ""
+    items = "".join(f"<li>{esc(w)}</li>" for w in result.warnings)
+    return f'<ul class="warnings">{items}</ul>'

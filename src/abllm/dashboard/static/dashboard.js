@@ -1,0 +1,46 @@
+// abllm dashboard auto-refresh: re-fetch the page and swap <main>, so the scroll position and
+// open <details> survive; the checkbox turns it off (remembered in localStorage).
+(function () {
+  "use strict";
+  var seconds = parseInt(document.body.getAttribute("data-refresh"), 10) || 0;
+  var box = document.getElementById("auto-refresh");
+  var key = "abllm-auto-refresh";
+  if (!box || seconds <= 0) { return; }
+  box.checked = window.localStorage.getItem(key) !== "off";
+  box.addEventListener("change", function () {
+    window.localStorage.setItem(key, box.checked ? "on" : "off");
+  });
+
+  function openDetails() {
+    var open = [];
+    document.querySelectorAll("main details[id]").forEach(function (d) {
+      if (d.open) { open.push(d.id); }
+    });
+    return open;
+  }
+
+  function refresh() {
+    if (!box.checked || document.hidden) { return; }
+    fetch(window.location.href, { headers: { "Accept": "text/html" }, cache: "no-store" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (text) {
+        if (!text) { return; }
+        var doc = new DOMParser().parseFromString(text, "text/html");
+        var fresh = doc.getElementById("content");
+        var main = document.getElementById("content");
+        if (!fresh || !main) { return; }
+        var open = openDetails();
+        main.innerHTML = fresh.innerHTML;
+        open.forEach(function (id) {
+          var d = document.getElementById(id);
+          if (d) { d.open = true; }
+        });
+        var foot = doc.querySelector("footer.foot");
+        var here = document.querySelector("footer.foot");
+        if (foot && here) { here.textContent = foot.textContent; }
+      })
+      .catch(function () { /* server restarting: try again next tick */ });
+  }
+
+  window.setInterval(refresh, seconds * 1000);
+})();
