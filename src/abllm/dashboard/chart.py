@@ -103,7 +103,7 @@ def daily_chart(
     y_lo, y_hi = min([*values, 0.0]), max([*values, 0.0])
     pad = (y_hi - y_lo) * 0.08 or max(abs(y_hi), 1e-3) * 0.5
     y_lo, y_hi = y_lo - pad, y_hi + pad
-    ticks = nice_ticks(y_lo, y_hi)
+    ticks = nice_ticks(y_lo, y_hi, count=8)
     step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
     n = len(points)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
