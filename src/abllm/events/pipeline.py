@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ class PipelineStats:
     store_available: bool
 
 
-@dataclass
+@dataclass(eq=False)  # identity, not a comparison of event lists
 class _Pending:
     events: list[Event]
     future: Future[None] | None
@@ -83,8 +84,10 @@ class EventPipeline:
         self.retry_interval_s = retry_interval_s
         self.spool = Spool(Path(spool_dir), limit_bytes=spool_limit_bytes)
         self._cond = threading.Condition()
-        self._pending: list[_Pending] = []
+        self._pending: deque[_Pending] = deque()
         self._buffered = 0
+        self._seq_in = 0  # events ever enqueued
+        self._seq_out = 0  # events made durable, or refused to their submitter
         self._waiters = 0  # pending entries someone waits on: flush them without delay
         self._in_flight = 0
         self._closing = False
@@ -140,6 +143,7 @@ class EventPipeline:
                 )
             self._pending.append(_Pending(events, future))
             self._buffered += len(events)
+            self._seq_in += len(events)
             self._counts["queued"] += len(events)
             if future is not None:
                 self._waiters += 1
@@ -153,13 +157,14 @@ class EventPipeline:
     # -- control -----------------------------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> None:
-        """Block until everything buffered now is durable (stored or spooled)."""
+        """Block until every event enqueued before this call is durable (stored or spooled)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
+            target = self._seq_in  # later events do not keep this call waiting
             self._waiters += 1  # wake the flusher without waiting for the interval
             self._cond.notify()
             try:
-                while self._buffered or self._in_flight:
+                while self._seq_out < target:
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
                         raise TimeoutError("events still buffered after flush timeout")
@@ -226,7 +231,7 @@ class EventPipeline:
             while self._pending and (
                 not taken or size + len(self._pending[0].events) <= self.max_batch
             ):
-                entry = self._pending.pop(0)
+                entry = self._pending.popleft()
                 taken.append(entry)
                 size += len(entry.events)
             self._in_flight = size
@@ -237,15 +242,27 @@ class EventPipeline:
             taken = self._take()
             if taken is None:
                 return
-            retry: list[_Pending] = []
             try:
                 self._replay()
+            except Exception as exc:  # e.g. an unreadable spool: keep serving, retry later
+                log.exception("event spool replay failed")
+                self._store_failed(exc)
+            retry: list[_Pending] = []
+            try:
                 if taken:
                     retry = self._write(taken)
+            except Exception as exc:  # never leave a submitter waiting forever
+                log.exception("event flush failed")
+                error = Backpressure(f"event pipeline error: {exc}", retry_after=1.0)
+                _resolve([e for e in taken if e.future is not None], error)
+                retry = [e for e in taken if e.future is None]
             finally:
                 with self._cond:
-                    self._pending[:0] = retry  # emitted events wait for spool space, in order
-                    self._buffered -= sum(len(e.events) for e in taken if e not in retry)
+                    self._pending.extendleft(reversed(retry))  # emitted events keep their place
+                    retried = {id(e) for e in retry}
+                    done = sum(len(e.events) for e in taken if id(e) not in retried)
+                    self._buffered -= done
+                    self._seq_out += done
                     self._in_flight = 0
                     self._waiters -= sum(1 for e in taken if e.future is not None)
                     self._cond.notify_all()
