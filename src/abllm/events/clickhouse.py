@@ -268,11 +268,11 @@ class ClickHouseServerStore(_ClickHouseStore):
                 raise ValidationError(f"query failed: {exc}") from None
 
     def _insert(self, table: Any) -> None:
-        import pyarrow as pa
-
-        ids = pa.array([str(UUID(hex=i)) for i in table.column("event_id").to_pylist()])
+        # Column-oriented Python values: clickhouse-connect encodes UUID and DateTime64 itself.
+        columns = [table.column(name).to_pylist() for name in COLUMNS]
+        columns[0] = [UUID(hex=value) for value in columns[0]]
         with self._lock:
-            self._client.insert_arrow(TABLE, table.set_column(0, "event_id", ids))
+            self._client.insert(TABLE, columns, column_names=list(COLUMNS), column_oriented=True)
 
     def close(self) -> None:
         """Finish queued writes and close the HTTP client."""
