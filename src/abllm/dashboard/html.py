@@ -17,9 +17,7 @@ from string import Template
 
 from abllm.analysis import Comparison, Decision, MetricResult
 from abllm.analysis.report import fmt_value
-
-#: Where the routes live; every link is built from this prefix.
-PREFIX = "/dashboard"
+from abllm.dashboard.router import PREFIX
 
 _BADGE_CLASS = {
     Decision.SHIP: "ship",

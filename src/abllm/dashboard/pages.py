@@ -8,7 +8,7 @@ from urllib.parse import quote
 from abllm.analysis import Decision, ExperimentResult
 from abllm.config import Experiment
 from abllm.dashboard.chart import daily_chart, daily_table
-from abllm.dashboard.html import PREFIX, badge, duration, empty, error_box, esc, tag, when
+from abllm.dashboard.html import badge, duration, empty, error_box, esc, tag, when
 from abllm.dashboard.results import (
     guardrails_section,
     metrics_table,
@@ -17,7 +17,9 @@ from abllm.dashboard.results import (
     summary_table,
     warnings_section,
 )
+from abllm.dashboard.router import PREFIX
 from abllm.dashboard.runtime import (
+    actions_hint,
     audit_section,
     plan_section,
     runtime_section,
@@ -158,7 +160,7 @@ def detail_body(src: Sources, exp: Experiment) -> str:
             + warnings_section(res)
         )
         parts.append(_section("Health checks", health, "health"))
-    rollout = runtime_section(exp, rt) + plan_section(exp, rt)
+    rollout = runtime_section(exp, rt) + plan_section(exp, rt) + actions_hint(exp)
     parts.append(_section("Rollout state", rollout, "rollout"))
     try:
         audit, error = src.audit(exp.id), None

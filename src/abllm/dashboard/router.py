@@ -7,20 +7,25 @@
     GET /dashboard/static/{name}            dashboard.css, dashboard.js (no CDN)
 
 Routes are synchronous: the analysis queries the store, so FastAPI runs them in its worker
-pool instead of blocking the event loop the gateway's hot path shares.
+pool instead of blocking the event loop the gateway's hot path shares. The pages (and through
+them scipy and the analysis engine, ≈ 0.5 s of imports) load on the first dashboard request,
+not when the server starts.
 """
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from abllm.dashboard.html import PREFIX, esc, page
-from abllm.dashboard.pages import detail_body, not_found_body, overview_body
-from abllm.dashboard.sources import Caches, Sources
+if TYPE_CHECKING:
+    from abllm.dashboard.sources import Caches, Sources
+
+PREFIX = "/dashboard"
 
 #: The static files and their media types; nothing else is served (no path from the URL
 #: ever reaches the file system).
@@ -47,14 +52,23 @@ def build_dashboard_router(*, cache_ttl_s: float = 5.0, refresh_s: int = 10) -> 
         app.include_router(build_dashboard_router())
     """
     router = APIRouter(prefix=PREFIX, tags=["dashboard"], include_in_schema=False)
-    caches = Caches.make(cache_ttl_s)
+    made: list[Caches] = []
+    lock = threading.Lock()
 
     def sources(request: Request) -> Sources:
-        return Sources(getattr(request.app.state, "abllm", None), caches)
+        from abllm.dashboard.sources import Caches, Sources
+
+        with lock:
+            if not made:
+                made.append(Caches.make(cache_ttl_s))
+        return Sources(getattr(request.app.state, "abllm", None), made[0])
 
     @router.get("", response_class=HTMLResponse)
     def overview(request: Request) -> HTMLResponse:
         """Every experiment with its status, units so far and recommendation."""
+        from abllm.dashboard.html import page
+        from abllm.dashboard.pages import overview_body
+
         body = overview_body(sources(request))
         html = page("Experiments", body, [("experiments", None)], refresh_s)
         return HTMLResponse(html, headers=_NO_STORE)
@@ -66,6 +80,9 @@ def build_dashboard_router(*, cache_ttl_s: float = 5.0, refresh_s: int = 10) -> 
     @router.get("/experiments/{experiment_id}", response_class=HTMLResponse)
     def experiment(experiment_id: str, request: Request) -> HTMLResponse:
         """One experiment: results table, cumulative daily effect, health, rollout, audit."""
+        from abllm.dashboard.html import page
+        from abllm.dashboard.pages import detail_body, not_found_body
+
         src = sources(request)
         exp = src.experiment(experiment_id)
         crumbs: list[tuple[str, str | None]] = [("experiments", PREFIX), (experiment_id, None)]
@@ -82,7 +99,7 @@ def build_dashboard_router(*, cache_ttl_s: float = 5.0, refresh_s: int = 10) -> 
         """The stylesheet and the auto-refresh script, from the installed package."""
         media = STATIC.get(name)
         if media is None:
-            return Response(f"no static file {esc(name)}", status_code=404, media_type="text/plain")
+            return Response("no such static file", status_code=404, media_type="text/plain")
         return Response(
             _static(name), media_type=media, headers={"Cache-Control": "public, max-age=300"}
         )
