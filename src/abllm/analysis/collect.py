@@ -1,24 +1,28 @@
 """Run the analysis SQL in the store and turn its few rows into the stats engine's summaries.
 
-This is the only module that talks to the store. It sends at most two statements (see
-``abllm.analysis.sql``) and receives one row per variant from each: per metric the sufficient
-statistics the engine needs, never a raw event.
+This is the only module that sends analysis SQL to the store. Without quantile metrics it is one
+statement (``summary_sql``); with them, first the events per variant (for the CI's levels) and
+the quantiles per variant, then the summary, which also counts each unit's events at or below
+its variant's quantile. Every statement returns one row per variant, never a raw event.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from abllm.analysis.dialects import Dialect, dialect_for
 from abllm.analysis.specs import MetricSpec
-from abllm.analysis.sql import Scope, quantile_groups, quantile_sql, summary_columns, summary_sql
+from abllm.analysis.sql import Scope, quantile_counts_sql, quantile_groups, quantile_sql
+from abllm.analysis.summary_sql import summary_sql
 from abllm.events import EventStore
 from abllm.stats.quantiles import QuantileStats, quantile_bound_levels
 from abllm.stats.summaries import MeanStats, ProportionStats, RatioStats
 
 Summary = MeanStats | ProportionStats | RatioStats | QuantileStats
+NAN = float("nan")
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,20 @@ class Collected:
     metrics: list[MetricData] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Quantiles:
+    """Per quantile metric (index in specs) and variant: its quantiles and ``n_star``."""
+
+    values: dict[int, dict[str, dict[float, float]]]
+    n_star: dict[int, dict[str, float]]
+
+    def thresholds(self, specs: Sequence[MetricSpec]) -> dict[int, dict[str, float]]:
+        return {
+            i: {v: at[float(specs[i].quantile or 0.5)] for v, at in by_arm.items()}
+            for i, by_arm in self.values.items()
+        }
+
+
 def _f(value: Any) -> float:
     """A SQL aggregate as a float: NULL (no rows) is 0; Decimal/int/float converted."""
     return 0.0 if value is None else float(value)
@@ -53,7 +71,85 @@ def _n(summary: Summary) -> float:
     return float(summary.n)
 
 
-def _summary(spec: MetricSpec, i: int, row: dict[str, Any]) -> Summary | int:
+def _levels(level: float, n_events: float) -> tuple[float, float]:
+    lo, hi = quantile_bound_levels(level, n_events)
+    return float(lo), float(hi)
+
+
+def _quantiles(
+    store: EventStore, d: Dialect, relation: str, scope: Scope, specs: Sequence[MetricSpec]
+) -> _Quantiles:
+    """Quantiles per variant at each metric's level and at its CI levels (two statements)."""
+    groups = quantile_groups(specs)
+    if not groups:
+        return _Quantiles({}, {})
+    index = {id(s): i for i, s in enumerate(specs)}
+    sql, names = quantile_counts_sql(d, relation, scope, groups)
+    counts = [dict(zip(names, r, strict=True)) for r in store.query(sql)]
+    n_star: dict[int, dict[str, float]] = {}
+    levels: list[list[float]] = []
+    for g in groups:
+        wanted: set[float] = set()
+        for s in g.specs:
+            level = float(s.quantile or 0.5)
+            per_arm = {str(r["variant_id"]): _f(r[f"{g.key}_n"]) for r in counts}
+            n_star[index[id(s)]] = per_arm
+            wanted.add(level)
+            for n in per_arm.values():
+                wanted.update(p for p in _levels(level, n) if 0.0 <= p <= 1.0)
+        levels.append(sorted(wanted))
+    sql, names = quantile_sql(d, relation, scope, groups, levels)
+    values: dict[int, dict[str, dict[float, float]]] = {}
+    for r in store.query(sql):
+        row = dict(zip(names, r, strict=True))
+        v = str(row["variant_id"])
+        for g, group_levels in zip(groups, levels, strict=True):
+            at = {p: _value(row[f"{g.key}_q{j}"]) for j, p in enumerate(group_levels)}
+            for s in g.specs:
+                values.setdefault(index[id(s)], {})[v] = at
+    return _Quantiles(values, n_star)
+
+
+def _value(x: Any) -> float:
+    return NAN if x is None else float(x)
+
+
+def _quantile_summary(
+    spec: MetricSpec, i: int, row: Mapping[str, Any], arms: Sequence[str], q: _Quantiles
+) -> QuantileStats:
+    v = str(row["variant_id"])
+    level = float(spec.quantile or 0.5)
+    n_star = q.n_star.get(i, {}).get(v, 0.0)
+    at = q.values.get(i, {}).get(v, {})
+    lo, hi = _levels(level, n_star)
+    p = f"m{i}_"
+    j = arms.index(v) if v in arms else -1
+
+    def b(kind: str) -> float:
+        return _f(row[f"{p}{kind}{j}"]) if j >= 0 else 0.0
+
+    events = _f(row[p + "events"])
+    return QuantileStats(
+        level=level,
+        n_events=events,
+        estimate=at.get(level, NAN),
+        lower=at.get(lo, NAN),
+        upper=at.get(hi, NAN),
+        cluster=RatioStats(
+            n=_f(row[p + "n"]),
+            sum_num=b("b"),
+            sum_den=events,
+            sum_num_sq=b("bb"),
+            sum_den_sq=_f(row[p + "mm"]),
+            sum_num_den=b("bm"),
+        ),
+        n_star=n_star if n_star > 0 else events,
+    )
+
+
+def _summary(
+    spec: MetricSpec, i: int, row: Mapping[str, Any], arms: Sequence[str], q: _Quantiles
+) -> Summary:
     p = f"m{i}_"
     if spec.kind == "mean":
         return MeanStats(n=_f(row[p + "n"]), sum=_f(row[p + "s"]), sum_sq=_f(row[p + "ss"]))
@@ -68,7 +164,7 @@ def _summary(spec: MetricSpec, i: int, row: dict[str, Any]) -> Summary | int:
             sum_den_sq=_f(row[p + "syy"]),
             sum_num_den=_f(row[p + "sxy"]),
         )
-    return int(_f(row[p + "events"]))  # quantile: events with data, completed later
+    return _quantile_summary(spec, i, row, arms, q)
 
 
 def collect(
@@ -80,93 +176,18 @@ def collect(
     """Sufficient statistics of ``specs`` per variant, computed inside ``store``."""
     d = dialect or dialect_for(store.dialect)
     relation = getattr(store, "events_relation", "abllm_events")
-    names = summary_columns(specs)
-    rows = [
-        dict(zip(names, r, strict=True))
-        for r in store.query(summary_sql(d, relation, scope, specs))
-    ]
-    units = {str(r["variant_id"]): int(_f(r["units"])) for r in rows}
+    q = _quantiles(store, d, relation, scope, specs)
+    thresholds = {
+        i: {v: x for v, x in by_arm.items() if math.isfinite(x)}
+        for i, by_arm in q.thresholds(specs).items()
+    }
+    sql, names, arms = summary_sql(d, relation, scope, specs, thresholds)
+    rows = [dict(zip(names, r, strict=True)) for r in store.query(sql)]
     per_metric: list[dict[str, Summary]] = [{} for _ in specs]
-    events: dict[tuple[int, str], int] = {}
     for row in rows:
-        v = str(row["variant_id"])
         for i, spec in enumerate(specs):
-            s = _summary(spec, i, row)
-            if isinstance(s, int):
-                events[(i, v)] = s
-            else:
-                per_metric[i][v] = s
-    _collect_quantiles(store, d, relation, scope, specs, events, per_metric)
+            per_metric[i][str(row["variant_id"])] = _summary(spec, i, row, arms, q)
     return Collected(
-        units=units,
+        units={str(r["variant_id"]): int(_f(r["units"])) for r in rows},
         metrics=[MetricData(spec, arms) for spec, arms in zip(specs, per_metric, strict=True)],
     )
-
-
-def _levels(level: float, n_events: int) -> tuple[float, float]:
-    lo, hi = quantile_bound_levels(level, float(n_events))
-    return float(lo), float(hi)
-
-
-def _collect_quantiles(
-    store: EventStore,
-    d: Dialect,
-    relation: str,
-    scope: Scope,
-    specs: Sequence[MetricSpec],
-    events: dict[tuple[int, str], int],
-    per_metric: list[dict[str, Summary]],
-) -> None:
-    """Second statement: quantiles at the CI's levels and the clustered indicator sums.
-
-    Per arm the stats engine needs (``abllm.stats.quantiles``): the quantile at its level, the
-    quantiles at ``quantile_bound_levels(level, n_events)`` (which depend on the arm's event
-    count, known from the first statement) and, per unit, events at or below the arm's
-    quantile and events in total, summed over units as ``RatioStats``.
-    """
-    index = {id(s): i for i, s in enumerate(specs)}
-    variants = sorted({v for _, v in events})
-    groups = [
-        g
-        for g in quantile_groups(specs)
-        if any(events.get((index[id(s)], v), 0) > 0 for s in g.specs for v in variants)
-    ]
-    if not groups:
-        return
-    probs: list[list[list[float]]] = []
-    for g in groups:
-        group_probs = []
-        for s in g.specs:
-            level = float(s.quantile or 0.5)
-            wanted: set[float] = set()
-            for v in variants:
-                wanted.update(_levels(level, events.get((index[id(s)], v), 0)))
-            wanted.discard(level)
-            group_probs.append([level, *sorted(p for p in wanted if 0.0 <= p <= 1.0)])
-        probs.append(group_probs)
-    sql, names = quantile_sql(d, relation, scope, groups, probs)
-    for r in store.query(sql):
-        row = dict(zip(names, r, strict=True))
-        v = str(row["variant_id"])
-        for g, group_probs in zip(groups, probs, strict=True):
-            for k, (s, spec_probs) in enumerate(zip(g.specs, group_probs, strict=True)):
-                n_star = events.get((index[id(s)], v), 0)
-                pre = f"{g.key}_{k}_"
-                at = {p: _f(row[f"{pre}q{j}"]) for j, p in enumerate(spec_probs)}
-                lo, hi = _levels(spec_probs[0], n_star)
-                per_metric[index[id(s)]][v] = QuantileStats(
-                    level=spec_probs[0],
-                    n_events=_f(row[f"{g.key}_m"]),
-                    estimate=at[spec_probs[0]],
-                    lower=at.get(lo, float("nan")),
-                    upper=at.get(hi, float("nan")),
-                    cluster=RatioStats(
-                        n=_f(row[f"{g.key}_units"]),
-                        sum_num=_f(row[pre + "s"]),
-                        sum_den=_f(row[f"{g.key}_m"]),
-                        sum_num_sq=_f(row[pre + "ss"]),
-                        sum_den_sq=_f(row[f"{g.key}_mm"]),
-                        sum_num_den=_f(row[pre + "sm"]),
-                    ),
-                    n_star=float(n_star),
-                )

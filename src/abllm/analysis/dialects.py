@@ -57,7 +57,15 @@ class Dialect(ABC):
 
     @abstractmethod
     def first_exposure(self, events: str) -> str:
-        """SELECT unit_id, xv (its variant), t0: each unit's first exposure (ties: lowest variant id)."""
+        """SELECT unit_id, xv, t0: each unit's first exposure variant and time.
+
+        Ties on time go to the lowest variant id; ``events`` is a subquery (given an alias).
+        """
+
+    @abstractmethod
+    def first_variant(self, cond: str) -> str:
+        """Aggregate over a unit's events: ``variant_id`` of the earliest event matching
+        ``cond`` (ties: lowest variant id)."""
 
     @abstractmethod
     def last(self, x: str, cond: str, alias: str = "e") -> str:
@@ -96,8 +104,11 @@ class DuckDBDialect(Dialect):
     def first_exposure(self, events: str) -> str:
         return (
             "SELECT unit_id, arg_min(variant_id, (ts, variant_id)) AS xv, min(ts) AS t0 "  # noqa: S608
-            f"FROM {events} WHERE type = 'exposure' AND variant_id IS NOT NULL GROUP BY unit_id"
+            f"FROM {events} fe WHERE type = 'exposure' AND variant_id IS NOT NULL GROUP BY unit_id"
         )
+
+    def first_variant(self, cond: str) -> str:
+        return f"arg_min(e.variant_id, (e.ts, e.variant_id)) FILTER (WHERE {cond})"
 
     def last(self, x: str, cond: str, alias: str = "e") -> str:
         return f"arg_max({x}, ({alias}.ts, {x})) FILTER (WHERE {cond})"
@@ -128,9 +139,12 @@ class PostgresDialect(Dialect):
     def first_exposure(self, events: str) -> str:
         return (
             "SELECT DISTINCT ON (unit_id) unit_id, variant_id AS xv, ts AS t0 "  # noqa: S608
-            f"FROM {events} WHERE type = 'exposure' AND variant_id IS NOT NULL "
+            f"FROM {events} fe WHERE type = 'exposure' AND variant_id IS NOT NULL "
             "ORDER BY unit_id, ts, variant_id"
         )
+
+    def first_variant(self, cond: str) -> str:
+        return f"(array_agg(e.variant_id ORDER BY e.ts, e.variant_id) FILTER (WHERE {cond}))[1]"
 
     def last(self, x: str, cond: str, alias: str = "e") -> str:
         return f"(array_agg({x} ORDER BY {alias}.ts DESC, {x} DESC) FILTER (WHERE {cond}))[1]"
@@ -166,8 +180,11 @@ class ClickHouseDialect(Dialect):
     def first_exposure(self, events: str) -> str:
         return (
             "SELECT unit_id, argMin(variant_id, (ts, variant_id)) AS xv, min(ts) AS t0 "  # noqa: S608
-            f"FROM {events} WHERE type = 'exposure' AND variant_id IS NOT NULL GROUP BY unit_id"
+            f"FROM {events} fe WHERE type = 'exposure' AND variant_id IS NOT NULL GROUP BY unit_id"
         )
+
+    def first_variant(self, cond: str) -> str:
+        return f"argMinIf(e.variant_id, (e.ts, e.variant_id), {cond})"
 
     def last(self, x: str, cond: str, alias: str = "e") -> str:
         return f"argMaxIf({x}, ({alias}.ts, {x}), {cond})"
