@@ -291,7 +291,11 @@ def main() -> None:
     report: dict[str, Any] = {
         "bench": "ingest",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_avg_1m_at_start": round(os.getloadavg()[0], 2),
+        },
         "events": args.events,
         "unit": "durable, deduplicated events per second",
         "backends": {},
@@ -308,6 +312,7 @@ def main() -> None:
             )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    report["machine"]["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
     json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")
 
