@@ -141,7 +141,16 @@ class EventPipeline:
                     f"{self.max_buffer}); retry later",
                     retry_after=max(self.retry_interval_s, self.flush_interval_s),
                 )
-            self._pending.append(_Pending(events, future))
+            tail = self._pending[-1] if self._pending else None
+            if (
+                future is None
+                and tail is not None
+                and tail.future is None
+                and len(tail.events) < self.max_batch
+            ):
+                tail.events.extend(events)  # emitted events share one entry: no per-event object
+            else:
+                self._pending.append(_Pending(events, future))
             self._buffered += len(events)
             self._seq_in += len(events)
             self._counts["queued"] += len(events)
