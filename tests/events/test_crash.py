@@ -1,8 +1,10 @@
 """Crash test: a process ingesting continuously is SIGKILLed 10 times in a row.
 
 The child prints the index of the last event of each batch once ``submit_sync`` returned (the
-acknowledgement). After every kill and a final restart, every acknowledged event must be in the
-store, and ``count(*) == count(DISTINCT event_id)``.
+acknowledgement). Every other run finds the store down, so its events are acknowledged from the
+spool, and the run after it replays that spool while ingesting. After the tenth kill and a
+restart, every acknowledged event must be in the store, and
+``count(*) == count(DISTINCT event_id)``.
 """
 
 from __future__ import annotations
@@ -24,11 +26,20 @@ from abllm.events import EventPipeline, open_store
 CHILD = """
 import sys
 from uuid import UUID
+from abllm.errors import StoreUnavailable
 from abllm.events import Event, EventPipeline, open_store
 
+class DownStore:
+    dialect = "duckdb"
+    events_relation = "abllm_events"
+    def append(self, events):
+        raise StoreUnavailable("down (test)")
+
 url, spool, run = sys.argv[1], sys.argv[2], int(sys.argv[3])
-store = open_store(url)
-pipeline = EventPipeline(store, spool_dir=spool, flush_interval_s=0.005)
+# Odd runs find the store down: their acknowledgements come from the fsynced spool, which the
+# next run replays (and may itself be killed while replaying).
+store = open_store(url) if run % 2 == 0 else DownStore()
+pipeline = EventPipeline(store, spool_dir=spool, flush_interval_s=0.005, retry_interval_s=0.01)
 i = 0
 while True:
     batch = [
