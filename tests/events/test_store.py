@@ -132,3 +132,21 @@ def test_bad_sql_is_a_validation_error(store: EventStore, bad: str) -> None:
 
     with pytest.raises(ValidationError, match="query failed"):
         store.query(bad)
+
+
+def test_export_pages_through_an_experiment(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from abllm.events import fileio
+
+    monkeypatch.setattr(fileio, "EXPORT_PAGE", 7)  # force keyset paging across pages
+    events = make_events(30) + make_events(5, "other", start=100)
+    same_ts = [e.model_copy(update={"event_id": uuid4(), "ts": T0}) for e in make_events(4)]
+    store.append(events + same_ts)  # ties on ts are ordered by event_id
+    out = io.StringIO()
+    assert fileio.export_jsonl(store, "exp", out) == 34
+    ids = [Event.model_validate_json(line).event_id for line in out.getvalue().splitlines()]
+    assert len(set(ids)) == 34
+    assert set(ids) == {e.event_id for e in events[:30] + same_ts}
