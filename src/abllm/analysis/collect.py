@@ -15,7 +15,13 @@ from typing import Any
 
 from abllm.analysis.dialects import Dialect, dialect_for
 from abllm.analysis.specs import MetricSpec
-from abllm.analysis.sql import Scope, quantile_counts_sql, quantile_groups, quantile_sql
+from abllm.analysis.sql import (
+    Scope,
+    quantile_counts_sql,
+    quantile_groups,
+    quantile_sql,
+    variant_name,
+)
 from abllm.analysis.summary_sql import summary_sql
 from abllm.events import EventStore
 from abllm.stats.quantiles import QuantileStats, quantile_bound_levels
@@ -102,7 +108,7 @@ def _quantiles(
     values: dict[int, dict[str, dict[float, float]]] = {}
     for r in store.query(sql):
         row = dict(zip(names, r, strict=True))
-        v = str(row["variant_id"])
+        v = variant_name(scope, row["variant_id"])
         for g, group_levels in zip(groups, levels, strict=True):
             at = {p: _value(row[f"{g.key}_q{j}"]) for j, p in enumerate(group_levels)}
             for s in g.specs:
@@ -183,6 +189,8 @@ def collect(
     }
     sql, names, arms = summary_sql(d, relation, scope, specs, thresholds)
     rows = [dict(zip(names, r, strict=True)) for r in store.query(sql)]
+    for row in rows:
+        row["variant_id"] = variant_name(scope, row["variant_id"])
     per_metric: list[dict[str, Summary]] = [{} for _ in specs]
     for row in rows:
         for i, spec in enumerate(specs):

@@ -56,16 +56,12 @@ class Dialect(ABC):
         """A number (bools as 1/0) from the ``extra`` JSON text column."""
 
     @abstractmethod
-    def first_exposure(self, events: str) -> str:
-        """SELECT unit_id, xv, t0: each unit's first exposure variant and time.
+    def epoch_us(self, ts: str) -> str:
+        """A timestamp as integer microseconds since the Unix epoch (exact)."""
 
-        Ties on time go to the lowest variant id; ``events`` is a subquery (given an alias).
-        """
-
-    @abstractmethod
-    def first_variant(self, cond: str) -> str:
-        """Aggregate over a unit's events: ``variant_id`` of the earliest event matching
-        ``cond`` (ties: lowest variant id)."""
+    def idiv(self, a: str, b: int) -> str:
+        """Integer division of non-negative integers."""
+        return f"({a} / {b})"
 
     @abstractmethod
     def last(self, x: str, cond: str, alias: str = "e") -> str:
@@ -101,14 +97,11 @@ class DuckDBDialect(Dialect):
             f"WHEN 'BIGINT' THEN CAST({raw} AS DOUBLE) END)"
         )
 
-    def first_exposure(self, events: str) -> str:
-        return (
-            "SELECT unit_id, arg_min(variant_id, (ts, variant_id)) AS xv, min(ts) AS t0 "  # noqa: S608
-            f"FROM {events} fe WHERE type = 'exposure' AND variant_id IS NOT NULL GROUP BY unit_id"
-        )
+    def epoch_us(self, ts: str) -> str:
+        return f"epoch_us({ts})"
 
-    def first_variant(self, cond: str) -> str:
-        return f"arg_min(e.variant_id, (e.ts, e.variant_id)) FILTER (WHERE {cond})"
+    def idiv(self, a: str, b: int) -> str:
+        return f"({a} // {b})"
 
     def last(self, x: str, cond: str, alias: str = "e") -> str:
         return f"arg_max({x}, ({alias}.ts, {x})) FILTER (WHERE {cond})"
@@ -136,15 +129,8 @@ class PostgresDialect(Dialect):
             "THEN 1.0 ELSE 0.0 END) END)"
         )
 
-    def first_exposure(self, events: str) -> str:
-        return (
-            "SELECT DISTINCT ON (unit_id) unit_id, variant_id AS xv, ts AS t0 "  # noqa: S608
-            f"FROM {events} fe WHERE type = 'exposure' AND variant_id IS NOT NULL "
-            "ORDER BY unit_id, ts, variant_id"
-        )
-
-    def first_variant(self, cond: str) -> str:
-        return f"(array_agg(e.variant_id ORDER BY e.ts, e.variant_id) FILTER (WHERE {cond}))[1]"
+    def epoch_us(self, ts: str) -> str:
+        return f"CAST(extract(epoch FROM {ts}) * 1000000 AS bigint)"
 
     def last(self, x: str, cond: str, alias: str = "e") -> str:
         return f"(array_agg({x} ORDER BY {alias}.ts DESC, {x} DESC) FILTER (WHERE {cond}))[1]"
@@ -177,14 +163,11 @@ class ClickHouseDialect(Dialect):
             f"JSONExtract({doc}, {k}, 'Nullable(Float64)'), NULL)"
         )
 
-    def first_exposure(self, events: str) -> str:
-        return (
-            "SELECT unit_id, argMin(variant_id, (ts, variant_id)) AS xv, min(ts) AS t0 "  # noqa: S608
-            f"FROM {events} fe WHERE type = 'exposure' AND variant_id IS NOT NULL GROUP BY unit_id"
-        )
+    def epoch_us(self, ts: str) -> str:
+        return f"toUnixTimestamp64Micro({ts})"
 
-    def first_variant(self, cond: str) -> str:
-        return f"argMinIf(e.variant_id, (e.ts, e.variant_id), {cond})"
+    def idiv(self, a: str, b: int) -> str:
+        return f"intDiv({a}, {b})"
 
     def last(self, x: str, cond: str, alias: str = "e") -> str:
         return f"argMaxIf({x}, ({alias}.ts, {x}), {cond})"

@@ -71,7 +71,8 @@ def _present(spec: MetricSpec, columns: frozenset[str]) -> bool:
 def analysis_scope(experiment: Experiment, now: datetime) -> Scope:
     """Events of this experiment version from its start to ``now`` (or its end)."""
     until = min(now, experiment.end) if experiment.end else now
-    return Scope(experiment.id, experiment.version, experiment.start, until)
+    variants = tuple(v.id for v in experiment.variants)
+    return Scope(experiment.id, experiment.version, experiment.start, until, variants)
 
 
 def choose_specs(experiment: Experiment, present: frozenset[str] | None) -> list[MetricSpec]:
@@ -147,7 +148,7 @@ def build_result(
     treatments = [v for v in ids if v != control]
     units = collected.units
     warnings = [
-        f"{units[v]:,} units were exposed to variant {v!r}, which is not in the config"
+        f"{units[v]:,} units were first exposed to a variant that is not in the config"
         for v in sorted(set(units) - set(ids))
     ]
     total = sum(units.get(v, 0) for v in ids)

@@ -40,6 +40,45 @@ class Scope:
     version: int
     start: datetime | None = None
     until: datetime | None = None
+    variants: tuple[str, ...] = ()
+
+
+#: Variant codes: the index in ``Scope.variants``; a variant not in the config gets ``UNKNOWN``.
+UNKNOWN = 1023
+_CODES = 1024
+
+
+def variant_name(scope: Scope, code: object) -> str:
+    """The variant id of a code returned by the SQL (``UNKNOWN_VARIANT`` when not configured)."""
+    i = int(code)  # type: ignore[call-overload]
+    return scope.variants[i] if 0 <= i < len(scope.variants) else UNKNOWN_VARIANT
+
+
+UNKNOWN_VARIANT = "(not in config)"
+
+
+def exposure_key(d: Dialect, scope: Scope) -> str:
+    """Aggregate over a unit's events: its first exposure as one integer,
+    ``epoch_us(ts) * 1024 + variant code``.
+
+    ``min`` of it is the first exposure (ties on time go to the variant listed first in the
+    config), an integer aggregate far cheaper than ``arg_min`` over (ts, variant) pairs.
+    ``first_time``/``first_variant`` decode it.
+    """
+    whens = " ".join(f"WHEN {d.lit(v)} THEN {i}" for i, v in enumerate(scope.variants))
+    code = f"(CASE e.variant_id {whens} ELSE {UNKNOWN} END)" if whens else str(UNKNOWN)
+    exposure = "e.type = 'exposure' AND e.variant_id IS NOT NULL"
+    return f"min(CASE WHEN {exposure} THEN {d.epoch_us('e.ts')} * {_CODES} + {code} END)"
+
+
+def first_time(d: Dialect, key: str) -> str:
+    """Microseconds of the first exposure from ``exposure_key``."""
+    return d.idiv(key, _CODES)
+
+
+def first_variant(d: Dialect, key: str) -> str:
+    """Variant code of the first exposure from ``exposure_key``."""
+    return f"({key} - {d.idiv(key, _CODES)} * {_CODES})"
 
 
 @dataclass(frozen=True)
@@ -174,8 +213,8 @@ def quantile_sql(
     """Exact R-7 quantiles per attributed variant: group ``j`` at each of ``levels[j]``.
 
     Events are attributed to their unit's first exposure (a join of the quantile metrics'
-    events to the units' exposures). Returns the SQL and its column names: ``variant_id``,
-    then ``{g}_q{r}`` for level ``r`` of group ``g``.
+    events to the units' exposures). Returns the SQL and its column names: ``variant_id`` (a
+    variant code, see ``variant_name``), then ``{g}_q{r}`` for level ``r`` of group ``g``.
     """
     all_specs = [s for g in groups for s in g.specs]
     aggs, conds, cols, names = [], [], [], ["variant_id"]
@@ -189,13 +228,21 @@ def quantile_sql(
             names.append(f"{g.key}_q{r}")
     ev = events(d, relation, scope)
     source = flagged_events(d, relation, scope, all_specs)
+    first = (
+        f"SELECT e.unit_id AS u, {exposure_key(d, scope)} AS k0 FROM {ev} e "  # noqa: S608
+        "WHERE e.type = 'exposure' AND e.variant_id IS NOT NULL GROUP BY e.unit_id"
+    )
+    ex = (
+        f"SELECT f.u, {first_variant(d, 'f.k0')} AS xv, "  # noqa: S608
+        f"{first_time(d, 'f.k0')} AS t0 FROM ({first}) f"
+    )
     inner = (
         f"SELECT ex.xv AS v, {', '.join(aggs)}\n"  # noqa: S608
-        f"  FROM ex JOIN {source} ON e.unit_id = ex.unit_id\n"
-        f"  WHERE e.ts >= ex.t0 AND ({' OR '.join(conds)}) GROUP BY ex.xv"
+        f"  FROM ex JOIN {source} ON e.unit_id = ex.u\n"
+        f"  WHERE {d.epoch_us('e.ts')} >= ex.t0 AND ({' OR '.join(conds)}) GROUP BY ex.xv"
     )
     sql = (
-        f"WITH {traces_cte(d, relation, scope, all_specs)}ex AS ({d.first_exposure(ev)})\n"
+        f"WITH {traces_cte(d, relation, scope, all_specs)}ex AS ({ex})\n"
         f"SELECT qa.v AS variant_id, {', '.join(cols)} FROM ({inner}) qa ORDER BY qa.v"
     )
     return sql, names

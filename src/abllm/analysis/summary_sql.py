@@ -1,11 +1,12 @@
 """The summary statement: per-unit aggregation in one pass, then sufficient statistics per variant.
 
 One pass groups every event of the experiment by unit and computes the unit's first exposure
-(variant ``xv`` at ``t0``) in the same pass, so no join of all events to the exposures is
-needed. Units with an event before their first exposure (rare: clock skew, feedback logged
-early) are "dirty": for them alone a second, small pass recomputes the aggregates from the
-events at or after ``t0``. Column names: per unit ``c{i}`` (events with data), ``x{i}``/``y{i}``
-(values), ``b{i}_{j}`` (quantile indicators for arm ``j``); per variant ``m{i}_*``.
+(``exposure_key``: variant and time as one integer) in the same pass, so no join of all events
+to the exposures is needed. Units with an event before their first exposure (rare: clock skew,
+feedback logged early) are "dirty": for them alone a second, small pass recomputes the
+aggregates from the events at or after ``t0``. Column names: per unit ``c{i}`` (events with
+data), ``x{i}``/``y{i}`` (values), ``b{i}_{j}`` (quantile indicators for arm ``j``); per
+variant ``m{i}_*``.
 
 (``noqa: S608``: identifiers are validated config names and literals are dialect-quoted.)
 """
@@ -17,7 +18,15 @@ from collections.abc import Mapping, Sequence
 
 from abllm.analysis.dialects import Dialect
 from abllm.analysis.specs import MetricSpec
-from abllm.analysis.sql import Scope, condition, flagged_events, traces_cte
+from abllm.analysis.sql import (
+    Scope,
+    condition,
+    exposure_key,
+    first_time,
+    first_variant,
+    flagged_events,
+    traces_cte,
+)
 
 #: Per quantile metric (by index in ``specs``): the quantile of each variant, the threshold of
 #: the per-unit "events at or below" counts of the clustered CI.
@@ -102,7 +111,8 @@ def summary_sql(
     """One row per variant: units, then each metric's sufficient statistics.
 
     Returns the SQL, its column names and the arm order of the quantile indicator columns
-    (``m{i}_b{j}`` belongs to arm ``arms[j]``).
+    (``m{i}_b{j}`` belongs to arm ``arms[j]``). ``variant_id`` comes back as a variant code
+    (``abllm.analysis.sql.variant_name``).
     """
     thresholds = thresholds or {}
     arms = sorted({a for t in thresholds.values() for a in t})
@@ -115,27 +125,28 @@ def summary_sql(
         variant_cols += _variant_columns(d, i, spec, len(levels))
     names = [_alias(c) for c in unit_cols]
     source = flagged_events(d, relation, scope, specs)
-    exposure = "e.type = 'exposure' AND e.variant_id IS NOT NULL"
+    t_ev = d.epoch_us("e.ts")
     first = [
-        f"{d.first_variant(exposure)} AS xv",
-        f"min(CASE WHEN {exposure} THEN e.ts END) AS t0",
-        "min(CASE WHEN e.type <> 'exposure' THEN e.ts END) AS tmin",
+        f"{exposure_key(d, scope)} AS k0",
+        f"min(CASE WHEN e.type <> 'exposure' THEN {t_ev} END) AS tmin",
     ]
     per_unit = ",\n    ".join(unit_cols) if unit_cols else "0 AS c_none"
     names = names or ["c_none"]
     kept = ", ".join(f"agg.{n}" for n in names)
     fixed = ", ".join(f"fix.{n}" for n in names)
     per_variant = ",\n  ".join(["v AS variant_id", "count(*) AS units", *variant_cols])
+    t0, t0_agg = first_time(d, "k0"), first_time(d, "agg.k0")
     sql = (
         f"WITH {traces_cte(d, relation, scope, specs)}"  # noqa: S608
         f"agg AS (SELECT e.unit_id AS u, {', '.join(first)},\n    {per_unit}\n"
         f"  FROM {source} GROUP BY e.unit_id),\n"
-        "dirty AS (SELECT u, xv, t0 FROM agg WHERE t0 IS NOT NULL AND tmin < t0),\n"
+        f"dirty AS (SELECT u, {first_variant(d, 'k0')} AS xv, {t0} AS t0 FROM agg\n"
+        f"  WHERE k0 IS NOT NULL AND tmin < {t0}),\n"
         f"fix AS (SELECT e.unit_id AS u,\n    {per_unit}\n"
         f"  FROM {source} JOIN dirty ON e.unit_id = dirty.u\n"
-        "  WHERE e.ts >= dirty.t0 GROUP BY e.unit_id),\n"
-        f"pu AS (SELECT agg.xv AS v, {kept} FROM agg\n"
-        "  WHERE agg.t0 IS NOT NULL AND (agg.tmin IS NULL OR agg.tmin >= agg.t0)\n"
+        f"  WHERE {t_ev} >= dirty.t0 GROUP BY e.unit_id),\n"
+        f"pu AS (SELECT {first_variant(d, 'agg.k0')} AS v, {kept} FROM agg\n"
+        f"  WHERE agg.k0 IS NOT NULL AND (agg.tmin IS NULL OR agg.tmin >= {t0_agg})\n"
         f"  UNION ALL SELECT dirty.xv AS v, {fixed} FROM fix JOIN dirty ON fix.u = dirty.u)\n"
         f"SELECT\n  {per_variant}\nFROM pu GROUP BY v ORDER BY v"
     )
