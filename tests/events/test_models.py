@@ -111,3 +111,37 @@ def test_parse_batch_from_json_keeps_ids() -> None:
     assert [e.event_id for e in parse_batch(raw)] == [e.event_id for e in events]
     with pytest.raises(ValidationError, match=r"1\.unit_id"):
         parse_batch('[{"type":"exposure","experiment_id":"e","unit_id":"u"},{"type":"exposure"}]')
+
+
+def test_size_bound_never_underestimates() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from abllm.events.models import size_bound
+
+    text = st.text(max_size=40)
+    scalar = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), text)
+    finite = st.one_of(
+        st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False)
+    )
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        ids=st.lists(st.text(min_size=1, max_size=30), min_size=4, max_size=4),
+        metrics=st.dictionaries(st.text(min_size=1, max_size=20), finite, max_size=6),
+        attrs=st.dictionaries(st.text(min_size=1, max_size=20), scalar, max_size=6),
+    )
+    def check(ids: list[str], metrics: dict[str, object], attrs: dict[str, object]) -> None:
+        event = Event(
+            type="llm_call",
+            experiment_id=ids[0],
+            unit_id=ids[1],
+            variant_id=ids[2],
+            trace_id=ids[3],
+            experiment_version=2**40,
+            metrics=metrics,
+            attrs=attrs,
+        )
+        assert size_bound(event) >= event.size_bytes()
+
+    check()
