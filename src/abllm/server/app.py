@@ -28,7 +28,9 @@ from abllm.gateway import (
     StateReader,
 )
 from abllm.providers import ProviderRegistry
+from abllm.server.admin import build_admin_router
 from abllm.server.routes import router
+from abllm.state import StateStore
 from abllm.telemetry import GatewayMetrics
 
 log = logging.getLogger("abllm.server")
@@ -71,6 +73,7 @@ def create_app(
     settings: GatewaySettings | None = None,
     metrics: GatewayMetrics | None = None,
     spool_dir: str | os.PathLike[str] | None = None,
+    state_store: StateStore | None = None,
 ) -> FastAPI:
     """Build the app for ``config``.
 
@@ -78,6 +81,8 @@ def create_app(
     in ``spool_dir``, default ``./abllm-data/spool``) and closes on shutdown, unless ``pipeline``
     is given (then the caller owns it). ``providers`` and ``state`` default to a fresh
     :class:`ProviderRegistry` and an in-memory state view; the app closes only what it made.
+    ``state_store`` (an ``abllm.state.StateStore``) adds the admin routes of
+    :mod:`abllm.server.admin`; pass its ``StateView`` as ``state``.
     """
     owns_pipeline = pipeline is None and store is not None
     if owns_pipeline and store is not None:
@@ -113,6 +118,8 @@ def create_app(
     )
     app.state.abllm = app_state
     app.include_router(router)
+    if state_store is not None:  # runtime state: kill switch, rollout moves, audit log
+        app.include_router(build_admin_router(state_store))
 
     @app.exception_handler(AbllmError)
     async def _abllm_error(request: Request, exc: AbllmError) -> JSONResponse:
