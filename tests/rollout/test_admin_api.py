@@ -71,3 +71,38 @@ def test_rollout_moves_and_errors(client: TestClient) -> None:
     assert r.status_code == 200 and r.json()["winner"] is None and r.json()["held"]
     assert client.get("/v1/admin/experiments/unknown/state").status_code == 404
     assert client.post(f"{BASE}/kill", json={"oops": 1}).status_code == 422
+
+
+def test_kill_through_the_server_serves_control(tmp_path: object) -> None:
+    """The app factory with a state store: the admin kill reaches the gateway's hot path."""
+    from abllm.config import ExperimentFile
+    from abllm.server import create_app
+
+    exp = experiment(
+        rollout=None,
+        variants=[
+            {
+                "id": "control",
+                "control": True,
+                "llm": {"model": "sim-small", "sim": {"time_scale": 0}},
+            },
+            {"id": "a", "weight": 1000, "llm": {"model": "sim-large", "sim": {"time_scale": 0}}},
+        ],
+        guardrails=[],
+    )
+    store = open_state("memory://")
+    register_experiment(store, exp, actor="serve")
+    view = StateView(store).start()
+    app = create_app(ExperimentFile(experiments=[exp]), None, state=view, state_store=store)
+    body = {"model": "exp_r", "messages": [{"role": "user", "content": "hi"}], "user": "u1"}
+    try:
+        with TestClient(app) as http:
+            assert http.post("/v1/chat/completions", json=body).headers["x-abllm-variant"] == "a"
+            r = http.post("/v1/admin/experiments/exp_r/kill", json={"reason": "incident"})
+            assert r.status_code == 200
+            served = http.post("/v1/chat/completions", json=body)
+            assert served.status_code == 200 and served.headers["x-abllm-variant"] == "control"
+            assert http.get("/v1/admin/experiments/exp_r/state").json()["killed"]
+    finally:
+        view.close()
+        store.close()
