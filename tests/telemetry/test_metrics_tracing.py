@@ -41,7 +41,7 @@ def test_span_carries_genai_attributes(monkeypatch) -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(tracing.trace, "get_tracer", provider.get_tracer)
+    monkeypatch.setattr(tracing, "_TRACER", provider.get_tracer(tracing.TRACER_NAME))
     span = start_llm_span(
         LLMSpanStart("openai", "gpt-4o-mini", "exp", "b", "t1", temperature=0.2, max_tokens=50)
     )

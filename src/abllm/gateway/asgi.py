@@ -1,11 +1,12 @@
-"""``POST /v1/chat/completions`` as a raw ASGI endpoint, mounted in front of the FastAPI app.
+"""``POST /v1/chat/completions`` as a raw ASGI endpoint, dispatched in front of the FastAPI app.
 
 Why not a FastAPI route: the hot path must add ≤ 0.5 ms and serve ≥ 3,000 requests/s on one
 core (issue 6). Starlette's routing, request object, exception middleware and response classes
 cost tens of microseconds per request before our code runs; FastAPI with a request model measured
 ≈ 4,000 req/s for a bare proxy here against ≈ 6,600 without (DESIGN.md). This endpoint reads the
 body with ``receive``, answers with ``send``, and leaves every other path to FastAPI
-(:class:`HotPathMiddleware`), so admin routes keep FastAPI's conveniences.
+(``abllm.server.AbllmApp`` or :class:`HotPathMiddleware` dispatch), so admin routes keep
+FastAPI's conveniences. Nothing wraps it, so it turns any unexpected exception into a 500 itself.
 """
 
 from __future__ import annotations
@@ -84,6 +85,18 @@ class ChatCompletionsEndpoint:
         self.gateway = gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._handle(scope, receive, send)
+        except Exception:
+            log.exception("unexpected error in the chat endpoint")
+            body = orjson.dumps(
+                {"error": {"message": "internal error", "type": "server_error", "code": None}}
+            )
+            # Fails (and is ignored) when the response had already started.
+            with contextlib.suppress(Exception):
+                await _respond(send, 500, body, [])
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         gw = self.gateway
         try:
             body = await _read_body(receive)
@@ -119,17 +132,23 @@ class ChatCompletionsEndpoint:
             out_headers.append((b"x-abllm-fallback", b"true"))
         out_headers += [_SSE, _NO_CACHE]
         await send({"type": "http.response.start", "status": 200, "headers": out_headers})
-        watcher = asyncio.ensure_future(_wait_disconnect(receive))
-        chunks = session.chunks()
+        watcher: asyncio.Future[None] | None = None
+
+        def watch() -> None:
+            nonlocal watcher
+            watcher = asyncio.ensure_future(_wait_disconnect(receive))
+
+        chunks = session.chunks(on_block=watch)
         try:
             async for data in chunks:
-                if watcher.done():
+                if watcher is not None and watcher.done():
                     session.aborted = True
                     break
                 await send({"type": "http.response.body", "body": data, "more_body": True})
         finally:
             await chunks.aclose()
-            watcher.cancel()
+            if watcher is not None:
+                watcher.cancel()
         if not session.aborted:
             with contextlib.suppress(OSError):
                 await send({"type": "http.response.body", "body": b""})

@@ -13,10 +13,10 @@ half of the time budget, so a hung treatment still leaves the control time to an
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -24,13 +24,13 @@ from typing import Any, Protocol
 import orjson
 from jsonschema.validators import validator_for
 
-from abllm.assign import assign
+from abllm.assign import Assignment, RuntimeState, assign
 from abllm.config import Experiment, ExperimentFile, LLMConfig, Variant
 from abllm.errors import Backpressure, ProviderError
 from abllm.events import Event
 from abllm.gateway.measure import CallRecord, exposure_event, llm_call_event
 from abllm.gateway.request import ChatCall
-from abllm.gateway.resilience import Attempts, ResilienceSettings, with_retries
+from abllm.gateway.resilience import Attempts, ResilienceSettings, retry_after
 from abllm.gateway.routing import (
     HEADER_EXPERIMENT,
     HEADER_TRACE,
@@ -40,7 +40,7 @@ from abllm.gateway.routing import (
 )
 from abllm.gateway.shape import shape_request
 from abllm.gateway.state import InMemoryStateView, StateReader
-from abllm.providers import BreakerRegistry, ChatRequest, ChatResponse, Provider
+from abllm.providers import RETRYABLE, BreakerRegistry, ChatRequest, ChatResponse, Provider
 from abllm.telemetry import (
     GatewayMetrics,
     LLMSpanStart,
@@ -50,10 +50,6 @@ from abllm.telemetry import (
 )
 
 log = logging.getLogger("abllm.gateway")
-
-#: Grace added to a provider's own timeout before the gateway cancels the call itself, so the
-#: provider's clearer error wins the race.
-_TIMEOUT_GRACE_S = 0.05
 
 
 class ProviderSource(Protocol):
@@ -72,6 +68,7 @@ class GatewaySettings:
     resilience: ResilienceSettings = field(default_factory=ResilienceSettings)
     exposure_cache_size: int = 200_000
     trace_cache_size: int = 200_000
+    assignment_cache_size: int = 200_000
 
 
 class EventSink(Protocol):
@@ -148,7 +145,10 @@ class Gateway:
         )
         self.dropped_events = 0
         self._exposed: set[tuple[str, int, str]] = set()
-        self._traces: dict[str, TraceInfo] = {}
+        # OrderedDict: evicting the oldest entry of a plain dict (``next(iter(d))``) scans the
+        # deleted slots at its front, which turns O(n) once the cache is full.
+        self._traces: OrderedDict[str, TraceInfo] = OrderedDict()
+        self._assignments: dict[tuple[str, str], tuple[RuntimeState, Assignment]] = {}
         self._validators: dict[str, Any] = {}
         for exp in config.experiments:
             if exp.output_schema is not None:
@@ -168,8 +168,7 @@ class Gateway:
         if unit is None:
             # Anonymous: nothing to hash, so the control answers and nothing is counted.
             return Routed(exp, exp.control, None, None, "anonymous", trace_id, started)
-        attributes = attributes_from(headers, call.user) if exp.targeting else None
-        a = assign(exp, unit, attributes, state=self.state.get(exp.id))
+        a = self._assign(exp, unit, call.user, headers)
         routed = Routed(
             exp,
             exp.variant(a.served_variant_id),
@@ -189,10 +188,33 @@ class Gateway:
                 self.emit(exposure_event(exp, a.variant_id, unit, trace_id, routed.reason))
         return routed
 
+    def _assign(
+        self, exp: Experiment, unit: str, user: str | None, headers: Mapping[str, str]
+    ) -> Assignment:
+        """``assign``, memoised per unit while the runtime state object stays the same.
+
+        Only experiments whose answer depends on nothing but (unit, state) are memoised: no
+        targeting (attributes vary per request) and no start/end window (time varies).
+        """
+        state = self.state.get(exp.id)
+        if exp.targeting:
+            return assign(exp, unit, attributes_from(headers, user), state=state)
+        if exp.start is not None or exp.end is not None:
+            return assign(exp, unit, None, state=state)
+        key = (exp.id, unit)
+        hit = self._assignments.get(key)
+        if hit is not None and hit[0] is state:
+            return hit[1]
+        a = assign(exp, unit, None, state=state)
+        if len(self._assignments) >= self.settings.assignment_cache_size:
+            self._assignments.clear()
+        self._assignments[key] = (state, a)
+        return a
+
     def _remember(self, r: Routed) -> None:
         traces = self._traces
         if len(traces) >= self.settings.trace_cache_size:
-            del traces[next(iter(traces))]
+            traces.popitem(last=False)
         traces[r.trace_id] = TraceInfo(
             r.experiment.id, r.experiment.version, r.variant_id, r.unit_id
         )
@@ -219,8 +241,9 @@ class Gateway:
             timeout_s = remaining_s if cap is None else min(cap, remaining_s)
             breaker.before_call()
             try:
-                async with asyncio.timeout(timeout_s + _TIMEOUT_GRACE_S):
-                    resp = await provider.complete(r, llm, timeout_s)
+                # Providers enforce ``timeout_s`` themselves (aiohttp's total timeout, the sim's
+                # plan); an asyncio.timeout around every call would cost ≈ 8 µs for nothing.
+                resp = await provider.complete(r, llm, timeout_s)
             except ProviderError as exc:
                 breaker.record_failure(exc)
                 raise
@@ -244,10 +267,22 @@ class Gateway:
             breaker.record_success()
             return resp
 
+        # The first attempt runs inline: most calls succeed, and every coroutine frame between
+        # the endpoint and the provider is re-entered on each I/O wake-up.
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ProviderError("the timeout budget was spent before the call", "timeout", 504)
+        rec.attempts += 1
+        try:
+            return await attempt(0, remaining)
+        except ProviderError as exc:
+            if exc.error_type not in RETRYABLE or max_retries < 1:
+                raise
+            first = exc
         attempts = Attempts()
         try:
-            return await with_retries(
-                attempt, self.settings.resilience.policy(max_retries), deadline, attempts
+            return await retry_after(
+                first, attempt, self.settings.resilience.policy(max_retries), deadline, attempts
             )
         finally:
             rec.attempts += attempts.count

@@ -11,11 +11,14 @@ storage).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from abllm.config import Experiment, LLMConfig
+from abllm.config.llm import ModelPrice
 from abllm.events import Event, EventType
-from abllm.providers import cost_usd
+from abllm.events.models import uuid7
+from abllm.providers import Price, cost_usd, price_for
 from abllm.telemetry import CallObservation, redact
 
 #: Prompts and answers logged with ``log_payloads`` are cut to this many characters each, so an
@@ -60,7 +63,8 @@ class CallRecord:
             self.output_tokens = (self.output_tokens or 0) + output_tokens
         if input_tokens is None and output_tokens is None:
             return
-        price = cost_usd(model, input_tokens or 0, output_tokens or 0, price=llm.price)
+        entry = _price(model, llm.price)
+        price = None if entry is None else entry.cost(input_tokens or 0, output_tokens or 0)
         if price is None:
             self.cost_known = False
             self.cost_usd = None
@@ -82,11 +86,37 @@ class CallRecord:
         )
 
 
+_PRICES: dict[tuple[str, ModelPrice | None], Price | None] = {}
+
+
+def _price(model: str, override: ModelPrice | None) -> Price | None:
+    """``price_for`` memoised per (model, override): the table lookup normalises names with
+    regexes and reads the environment, too slow to repeat on every call. An unknown model goes
+    once through ``cost_usd`` for its warning."""
+    key = (model, override)
+    if key in _PRICES:
+        return _PRICES[key]
+    entry = price_for(model, price=override)
+    if entry is None:
+        cost_usd(model, 0, 0, price=override)  # logs the one "no price" warning
+    if len(_PRICES) > 4096:
+        _PRICES.clear()
+    _PRICES[key] = entry
+    return entry
+
+
+def _event(**fields: Any) -> Event:
+    # The gateway builds these fields itself (finite numbers, known types), so validation is
+    # skipped; ids and timestamps are given explicitly because pydantic's default-factory path in
+    # model_construct inspects the factory's signature on every call (≈ 10 µs).
+    return Event.model_construct(event_id=uuid7(), ts=datetime.now(UTC), **fields)
+
+
 def exposure_event(
     exp: Experiment, variant_id: str, unit_id: str, trace_id: str, reason: str
 ) -> Event:
     """The unit's exposure to its variant."""
-    return Event.model_construct(
+    return _event(
         type=EventType.exposure,
         experiment_id=exp.id,
         experiment_version=exp.version,
@@ -138,7 +168,7 @@ def llm_call_event(
     if exp.log_payloads and prompt is not None:
         attrs["prompt"] = redact(_prompt_text(prompt))[:PAYLOAD_CHARS]
         attrs["response"] = redact("".join(rec.answer))[:PAYLOAD_CHARS]
-    return Event.model_construct(
+    return _event(
         type=EventType.llm_call,
         experiment_id=exp.id,
         experiment_version=exp.version,

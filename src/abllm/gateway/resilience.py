@@ -46,39 +46,50 @@ class Attempts:
     count: int = 0
 
 
+async def retry_after(
+    first: ProviderError,
+    fn: Callable[[int, float], Awaitable[T]],
+    policy: RetryPolicy,
+    deadline: float,
+    attempts: Attempts,
+) -> T:
+    """Retry ``fn(attempt, remaining_s)`` after its first attempt failed with ``first``.
+
+    Waits as tenacity would before a second attempt (``U(0, base)``, at least ``Retry-After``),
+    then hands attempts 1..max_retries to the providers' ``call_with_retries``; ``deadline`` is a
+    ``time.monotonic()`` instant. Re-raises ``first`` when no retry fits in the budget.
+    """
+
+    async def counted(n: int, remaining_s: float) -> T:
+        attempts.count += 1
+        return await fn(n + 1, remaining_s)
+
+    delay = random.uniform(0.0, min(policy.max_delay_s, policy.base_delay_s))
+    retry_after_s = getattr(first, "retry_after", None)
+    if isinstance(retry_after_s, int | float):
+        delay = max(delay, float(retry_after_s))
+    if time.monotonic() + delay >= deadline:
+        raise first
+    await asyncio.sleep(delay)
+    rest = replace(policy, max_retries=policy.max_retries - 1)
+    return await call_with_retries(counted, rest, deadline - time.monotonic())
+
+
 async def with_retries(
     fn: Callable[[int, float], Awaitable[T]],
     policy: RetryPolicy,
     deadline: float,
     attempts: Attempts,
 ) -> T:
-    """``fn(attempt, remaining_s)`` with retries on retryable errors until ``deadline``.
-
-    ``deadline`` is a ``time.monotonic()`` instant.
-    """
-
-    async def counted(n: int, remaining_s: float) -> T:
-        attempts.count += 1
-        return await fn(n, remaining_s)
-
+    """``fn(attempt, remaining_s)`` with retries on retryable errors until ``deadline``."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise ProviderError("the timeout budget was spent before the call", "timeout", 504)
+    attempts.count += 1
     try:
-        return await counted(0, remaining)
+        return await fn(0, remaining)
     except ProviderError as exc:
         if exc.error_type not in policy.retry_on or policy.max_retries < 1:
             raise
         first = exc
-    # Tenacity would wait U(0, base) before the second attempt; do the same, then hand over.
-    delay = random.uniform(0.0, min(policy.max_delay_s, policy.base_delay_s))
-    retry_after = getattr(first, "retry_after", None)
-    if isinstance(retry_after, int | float):
-        delay = max(delay, float(retry_after))
-    if time.monotonic() + delay >= deadline:
-        raise first
-    await asyncio.sleep(delay)
-    rest = replace(policy, max_retries=policy.max_retries - 1)
-    return await call_with_retries(
-        lambda n, left: counted(n + 1, left), rest, deadline - time.monotonic()
-    )
+    return await retry_after(first, fn, policy, deadline, attempts)

@@ -17,11 +17,10 @@ than taken from the provider, so it includes everything the caller waited for.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator
 from dataclasses import replace
 from typing import Any
 
@@ -39,7 +38,6 @@ from abllm.providers import CircuitBreaker, StreamChunk, chunk_text, usage_of
 log = logging.getLogger("abllm.gateway")
 
 DONE = b"data: [DONE]\n\n"
-_GRACE_S = 0.05
 
 
 def sse(chunk: StreamChunk) -> bytes:
@@ -139,8 +137,9 @@ class StreamSession:
             breaker.before_call()
             it = provider.stream(req if n == 0 else replace(req, attempt=n), llm, timeout_s)
             try:
-                async with asyncio.timeout(timeout_s + _GRACE_S):
-                    first = await anext(it)
+                # The provider enforces timeout_s (see Gateway.call); a stream that never sends
+                # its first chunk raises ``timeout`` from it.
+                first = await anext(it)
             except StopAsyncIteration:
                 err = ProviderError(
                     f"{llm.provider} model {llm.model} ended the stream without a chunk",
@@ -207,11 +206,18 @@ class StreamSession:
         self._it, first = await self._open(self.fallback.llm, self.deadline)
         self._pending = deque((first,))
 
-    async def chunks(self) -> AsyncGenerator[bytes, None]:
-        """The SSE body: every chunk, then ``[DONE]`` (or an error event if nothing can answer)."""
-        include_usage = self.call.include_usage
-        rec = self.rec
-        started = self.r.started
+    async def chunks(
+        self, on_block: Callable[[], None] | None = None
+    ) -> AsyncGenerator[bytes, None]:
+        """The SSE body: every chunk, then ``[DONE]`` (or an error event if nothing can answer).
+
+        Chunks the provider has already buffered go out together: a burst of n chunks costs one
+        ``send`` (one write system call) instead of n, while a chunk that had to be waited for
+        goes out as soon as it arrives, so batching never delays a token. ``on_block`` is called
+        the first time the stream has to wait (the HTTP layer then starts watching for a
+        disconnected client, which a stream that arrives in one burst never needs).
+        """
+        out: list[bytes] = []
         try:
             while True:
                 if self._pending:
@@ -220,45 +226,39 @@ class StreamSession:
                     break
                 else:
                     try:
-                        chunk = await anext(self._it)
+                        step = _step(self._it)
+                        if isinstance(step, _Rest):
+                            if out:
+                                yield b"".join(out)
+                                out.clear()
+                            if on_block is not None:
+                                on_block()
+                                on_block = None
+                            step = await step
+                        chunk = step
                     except StopAsyncIteration:
                         self._settle(None)
                         break
-                    except ProviderError as exc:
-                        if not await self._mid_stream_failure(exc):
-                            yield sse_error(exc)
-                            return
-                        continue
-                    except Exception as exc:  # a provider bug must not kill the answer
-                        log.exception("provider stream raised a non-ProviderError")
-                        err = ProviderError(f"stream failed: {type(exc).__name__}", "bad_response")
+                    except Exception as exc:
+                        if isinstance(exc, ProviderError):
+                            err = exc
+                        else:  # a provider bug must not kill the answer
+                            log.exception("provider stream raised a non-ProviderError")
+                            err = ProviderError(
+                                f"stream failed: {type(exc).__name__}", "bad_response"
+                            )
                         if not await self._mid_stream_failure(err):
-                            yield sse_error(err)
+                            self._finish()
+                            out.append(sse_error(err))
+                            yield b"".join(out)
                             return
                         continue
-                choices = chunk.get("choices")
-                if choices:
-                    choice = choices[0]
-                    text = chunk_text(chunk)
-                    if text:
-                        if rec.ttft_ms is None:
-                            rec.ttft_ms = (time.monotonic() - started) * 1000.0
-                        if self.keep_text:
-                            rec.answer.append(text)
-                    finish = choice.get("finish_reason")
-                    if finish:
-                        rec.finish_reason = finish
-                    if rec.response_model is None:
-                        rec.response_model = chunk.get("model")
-                usage = usage_of(chunk)
-                if usage is not None:
-                    llm = self.fallback.llm if self._fell_back and self.fallback else rec.llm
-                    rec.add_usage(llm, str(chunk.get("model") or llm.model), *usage)
-                    if not choices and not include_usage:
-                        continue
-                yield sse(chunk)
+                data = self._measure(chunk)
+                if data is not None:
+                    out.append(data)
             self._finish()  # measured before [DONE], so the event exists once the caller is done
-            yield DONE
+            out.append(DONE)
+            yield b"".join(out)
         finally:
             if self._it is not None:
                 await _aclose(self._it)
@@ -266,6 +266,32 @@ class StreamSession:
                 self._breaker.release()
                 self._breaker = None
             self._finish()
+
+    def _measure(self, chunk: StreamChunk) -> bytes | None:
+        """Record TTFT, finish reason and usage; the chunk's SSE bytes (None: not forwarded)."""
+        rec = self.rec
+        choices = chunk.get("choices")
+        if choices:
+            choice = choices[0]
+            delta = choice.get("delta")
+            text = delta.get("content") if delta else None
+            if text:
+                if rec.ttft_ms is None:
+                    rec.ttft_ms = (time.monotonic() - self.r.started) * 1000.0
+                if self.keep_text:
+                    rec.answer.append(text)
+            finish = choice.get("finish_reason")
+            if finish:
+                rec.finish_reason = finish
+            if rec.response_model is None:
+                rec.response_model = chunk.get("model")
+        usage = usage_of(chunk)
+        if usage is not None:
+            llm = self.fallback.llm if self._fell_back and self.fallback else rec.llm
+            rec.add_usage(llm, str(chunk.get("model") or llm.model), *usage)
+            if not choices and not self.call.include_usage:
+                return None
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
     async def _mid_stream_failure(self, exc: ProviderError) -> bool:
         """Record the failure; True when the control's stream now continues the answer."""
@@ -286,6 +312,56 @@ class StreamSession:
         self.rec.latency_ms = (time.monotonic() - self.r.started) * 1000.0
         self.rec.aborted = self.aborted
         self.gw.finish(self.r, self.rec, self.call, self.span)
+
+
+class _Rest:
+    """The rest of an ``__anext__`` call that could not finish without waiting.
+
+    ``_step`` runs the call up to its first suspension; awaiting this object then drives it to
+    the end exactly as ``await`` would have (values sent in, exceptions such as cancellation
+    thrown in), so the caller can do something in between: flush what it already has.
+    """
+
+    __slots__ = ("aw", "yielded")
+
+    def __init__(self, aw: Any, yielded: Any) -> None:
+        self.aw = aw
+        self.yielded = yielded
+
+    def __await__(self) -> Generator[Any, Any, StreamChunk]:
+        aw, value = self.aw, self.yielded
+        while True:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                aw.close()
+                raise
+            except BaseException as exc:
+                try:
+                    value = aw.throw(exc)
+                except StopIteration as stop:
+                    result: StreamChunk = stop.value
+                    return result
+            else:
+                try:
+                    value = aw.send(sent)
+                except StopIteration as stop:
+                    result = stop.value
+                    return result
+
+
+def _step(it: AsyncIterator[StreamChunk]) -> StreamChunk | _Rest:
+    """The next chunk if it is ready now, else a :class:`_Rest` to await for it.
+
+    ``StopAsyncIteration`` and the provider's errors propagate as from ``anext``.
+    """
+    aw: Any = it.__anext__()
+    try:
+        yielded = aw.send(None)
+    except StopIteration as stop:
+        chunk: StreamChunk = stop.value
+        return chunk
+    return _Rest(aw, yielded)
 
 
 async def _aclose(it: AsyncIterator[StreamChunk]) -> None:

@@ -8,7 +8,7 @@ with ServerThread(app) as server:          # uvicorn on a free port
 ```
 """
 
-from abllm.server.app import AppState, create_app, error_response
+from abllm.server.app import AbllmApp, AppState, create_app, error_response
 from abllm.server.run import ServerThread, serve
 
-__all__ = ["AppState", "ServerThread", "create_app", "error_response", "serve"]
+__all__ = ["AbllmApp", "AppState", "ServerThread", "create_app", "error_response", "serve"]

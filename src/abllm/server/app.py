@@ -1,8 +1,10 @@
 """The FastAPI app factory: the gateway's hot route plus the JSON routes around it.
 
-``POST /v1/chat/completions`` is served by the raw ASGI endpoint in ``abllm.gateway.asgi``
-(mounted as the outermost middleware, see its docstring for why); the other routes are ordinary
-FastAPI routes in :mod:`abllm.server.routes`.
+``POST /v1/chat/completions`` is served by the raw ASGI endpoint in ``abllm.gateway.asgi``,
+dispatched by :class:`AbllmApp` *before* FastAPI's own middleware stack (server-error,
+telemetry and body-limit middlewares cost ≈ 30 µs a request, about a tenth of the hot path's
+budget at 3,000 requests/s); the other routes are ordinary FastAPI routes in
+:mod:`abllm.server.routes`.
 """
 
 from __future__ import annotations
@@ -20,13 +22,8 @@ from fastapi.responses import JSONResponse
 from abllm.config import ExperimentFile
 from abllm.errors import AbllmError, Backpressure, NotFound, StoreUnavailable, ValidationError
 from abllm.events import EventPipeline, EventStore
-from abllm.gateway import (
-    ChatCompletionsEndpoint,
-    Gateway,
-    GatewaySettings,
-    HotPathMiddleware,
-    StateReader,
-)
+from abllm.gateway import CHAT_PATH, ChatCompletionsEndpoint, Gateway, GatewaySettings, StateReader
+from abllm.gateway.asgi import Receive, Scope, Send
 from abllm.providers import ProviderRegistry
 from abllm.server.admin import build_admin_router
 from abllm.server.routes import router
@@ -34,6 +31,24 @@ from abllm.state import StateStore
 from abllm.telemetry import GatewayMetrics
 
 log = logging.getLogger("abllm.server")
+
+
+class AbllmApp(FastAPI):
+    """FastAPI, with ``POST /v1/chat/completions`` answered before the middleware stack."""
+
+    hot_path: ChatCompletionsEndpoint | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hot = self.hot_path
+        if (
+            hot is not None
+            and scope["type"] == "http"
+            and scope["path"] == CHAT_PATH
+            and scope["method"] == "POST"
+        ):
+            await hot(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 @dataclass
@@ -74,7 +89,7 @@ def create_app(
     metrics: GatewayMetrics | None = None,
     spool_dir: str | os.PathLike[str] | None = None,
     state_store: StateStore | None = None,
-) -> FastAPI:
+) -> AbllmApp:
     """Build the app for ``config``.
 
     ``store`` receives the events through an :class:`EventPipeline` that the app creates (spool
@@ -87,7 +102,9 @@ def create_app(
     owns_pipeline = pipeline is None and store is not None
     if owns_pipeline and store is not None:
         spool = Path(spool_dir) if spool_dir is not None else Path("./abllm-data/spool")
-        pipeline = EventPipeline(store, spool_dir=spool)
+        # Half-second batches: the embedded store's cost is per commit, and the hot path never
+        # waits for it (feedback and results flush explicitly).
+        pipeline = EventPipeline(store, spool_dir=spool, flush_interval_s=0.5)
     if pipeline is not None and store is None:
         store = pipeline.store
     owns_providers = providers is None
@@ -109,7 +126,7 @@ def create_app(
             if owns_pipeline and pipeline is not None:
                 pipeline.close()
 
-    app = FastAPI(
+    app = AbllmApp(
         title="abllm",
         summary="A/B testing and gradual rollout for LLM features",
         lifespan=lifespan,
@@ -125,5 +142,5 @@ def create_app(
     async def _abllm_error(request: Request, exc: AbllmError) -> JSONResponse:
         return error_response(exc)
 
-    app.add_middleware(HotPathMiddleware, endpoint=ChatCompletionsEndpoint(gateway))
+    app.hot_path = ChatCompletionsEndpoint(gateway)
     return app

@@ -47,9 +47,14 @@ class LLMSpanStart:
     stream: bool = False
 
 
+#: A proxy tracer: it delegates to the global provider once the host sets one, so it can be made
+#: at import. ``trace.get_tracer`` per call would re-read the environment on every request.
+_TRACER = trace.get_tracer(TRACER_NAME)
+
+
 def start_llm_span(start: LLMSpanStart) -> Span:
     """Start a CLIENT span named ``chat {model}``; attributes are set only when recording."""
-    span = trace.get_tracer(TRACER_NAME).start_span(f"chat {start.model}", kind=SpanKind.CLIENT)
+    span = _TRACER.start_span(f"chat {start.model}", kind=SpanKind.CLIENT)
     if span.is_recording():
         span.set_attribute("gen_ai.operation.name", "chat")
         span.set_attribute("gen_ai.provider.name", start.provider)
