@@ -14,7 +14,7 @@ from abllm.config import Experiment, ExperimentFile, load_experiments
 from abllm.errors import AbllmError, ConfigError, NotFound
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 EXIT_BAD_INPUT = 2
 
