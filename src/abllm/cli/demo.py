@@ -145,6 +145,7 @@ def register(app: typer.Typer) -> None:
                 f"abllm demo: experiment [bold]{exp.id}[/] "
                 f"({', '.join(v.id for v in exp.variants)}) on {server.url}/v1",
                 highlight=False,
+                soft_wrap=True,
             )
             started = time.monotonic()
             tally = Tally()
@@ -161,6 +162,7 @@ def register(app: typer.Typer) -> None:
                     f"\nThe gateway keeps serving at {server.url}/v1 "
                     f"(results: {server.url}/v1/experiments/{exp.id}/results); Ctrl-C to stop.",
                     highlight=False,
+                    soft_wrap=True,
                 )
                 while True:
                     time.sleep(3600)

@@ -53,8 +53,11 @@ def register(app: typer.Typer) -> None:
         console.print(
             f"abllm gateway on http://{host}:{port}/v1 (experiments: {ids}); Ctrl-C to stop",
             highlight=False,
+            soft_wrap=True,
         )
         try:
             run(app, host=host, port=port, log_level="warning")
+        except KeyboardInterrupt:
+            pass  # uvicorn re-raises Ctrl-C after its graceful shutdown: a normal way to stop
         finally:
             event_store.close()
