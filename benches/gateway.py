@@ -304,6 +304,8 @@ model_list:
 litellm_settings:
   drop_params: true
   telemetry: false
+general_settings:
+  master_key: sk-bench
 """
 
 
@@ -364,7 +366,12 @@ def run_litellm(
     cfg = tmp / "litellm.yaml"
     cfg.write_text(LITELLM_CONFIG.format(up=up_port))
     port = free_port()
-    env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"}
+    env = {
+        **os.environ,
+        "LITELLM_LOG": "ERROR",
+        "LITELLM_TELEMETRY": "False",
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no network: use the bundled price map
+    }
     log = tmp / "litellm.log"
     cmd = [exe, "--config", str(cfg), "--port", str(port), "--num_workers", "1"]
     try:
