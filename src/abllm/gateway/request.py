@@ -25,7 +25,6 @@ CONTROLLED_KEYS = frozenset(
         "temperature",
         "top_p",
         "max_tokens",
-        "max_completion_tokens",
         "stop",
         "stream",
         "stream_options",
@@ -112,7 +111,7 @@ def parse_chat_call(raw: bytes) -> ChatCall:
     user = body.get("user")
     if user is not None and not isinstance(user, str):
         raise BadRequest("user: must be a string", "user")
-    max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
+    max_tokens = body.get("max_tokens")
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int)):
         raise BadRequest("max_tokens: must be an integer", "max_tokens")
     params = {k: v for k, v in body.items() if k not in CONTROLLED_KEYS}

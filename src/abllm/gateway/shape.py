@@ -7,7 +7,8 @@ What the variant sets wins; what it leaves unset passes through from the caller:
   put in front of them (``prepend``);
 - ``few_shot`` pairs go after the system messages and before the conversation;
 - ``prompt_template`` wraps the last user message (``{input}`` is that message's text);
-- ``temperature``, ``top_p``, ``max_tokens`` and ``stop`` override the caller's values when set;
+- ``temperature``, ``top_p``, ``max_tokens`` and ``stop`` override the caller's values when set
+  (a variant's ``max_tokens`` also replaces the caller's ``max_completion_tokens``);
 - ``params`` are merged over the caller's other body keys (``response_format``, ``tools``, ...).
 """
 
@@ -89,6 +90,8 @@ def shape_request(
     """The provider request for this variant: the variant's settings over the caller's."""
     messages = _apply_template(_apply_few_shot(_apply_system(call.messages, llm), llm), llm)
     params = {**call.params, **llm.params} if llm.params else call.params
+    if llm.max_tokens is not None and "max_completion_tokens" in params:
+        params = {k: v for k, v in params.items() if k != "max_completion_tokens"}
     return ChatRequest(
         model=llm.model,
         messages=messages,
