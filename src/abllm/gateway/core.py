@@ -143,6 +143,7 @@ class Gateway:
         self.breakers = BreakerRegistry(
             failure_threshold=res.breaker_failures, reset_timeout_s=res.breaker_reset_s
         )
+        self.metrics.watch_breakers(self.breakers.states)
         self.dropped_events = 0
         self._exposed: set[tuple[str, int, str]] = set()
         # OrderedDict: evicting the oldest entry of a plain dict (``next(iter(d))``) scans the
@@ -397,5 +398,6 @@ class Gateway:
             self.pipeline.emit(event)
         except Backpressure:
             self.dropped_events += 1
+            self.metrics.dropped_events.inc()
             if self.dropped_events in (1, 100, 10_000) or self.dropped_events % 100_000 == 0:
                 log.warning("event pipeline full: %d events dropped so far", self.dropped_events)

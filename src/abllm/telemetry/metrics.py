@@ -7,10 +7,13 @@ can live in one process without "Duplicated timeseries" errors. Label children a
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 __all__ = ["CONTENT_TYPE_LATEST", "CallObservation", "GatewayMetrics"]
 
@@ -73,7 +76,16 @@ class GatewayMetrics:
             buckets=_TTFT_BUCKETS,
             registry=self.registry,
         )
+        self.dropped_events = Counter(
+            "abllm_events_dropped",
+            "Events dropped because the event pipeline was full (back-pressure)",
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, str], _Children] = {}
+
+    def watch_breakers(self, states: Callable[[], Mapping[str, str]]) -> None:
+        """Export ``abllm_breaker_open{breaker}`` (1 open, 0.5 half-open, 0 closed) at scrape."""
+        self.registry.register(_BreakerCollector(states))
 
     def _for(self, experiment: str, variant: str) -> _Children:
         key = (experiment, variant)
@@ -112,6 +124,26 @@ class GatewayMetrics:
     def render(self) -> bytes:
         """The registry in Prometheus' text exposition format."""
         return generate_latest(self.registry)
+
+
+_BREAKER_VALUES = {"open": 1.0, "half_open": 0.5, "closed": 0.0}
+
+
+class _BreakerCollector(Collector):
+    """Reads breaker states when Prometheus scrapes, so the hot path pays nothing for it."""
+
+    def __init__(self, states: Callable[[], Mapping[str, str]]) -> None:
+        self.states = states
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "abllm_breaker_open",
+            "Circuit breaker per provider and model: 1 open, 0.5 half-open, 0 closed",
+            labels=["breaker"],
+        )
+        for name, state in sorted(self.states().items()):
+            gauge.add_metric([name], _BREAKER_VALUES.get(state, 0.0))
+        yield gauge
 
 
 class _Children:
