@@ -81,6 +81,7 @@ def test_healthz_and_metrics(server) -> None:
     assert status == 200
     assert 'abllm_requests_total{experiment="exp_sum"' in text
     assert "abllm_request_latency_seconds_bucket" in text
+    assert [m.id for m in client.models.list()] == ["exp_sum", "summarizer"]
 
 
 def test_feedback_by_trace_and_by_unit_then_results(server) -> None:

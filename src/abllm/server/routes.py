@@ -39,6 +39,17 @@ async def metrics(request: Request) -> Response:
     return Response(_state(request).gateway.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
+@router.get("/v1/models")
+async def models(request: Request) -> JSONResponse:
+    """Experiment ids and aliases as OpenAI "models", for clients that list models first."""
+    data = [
+        {"id": name, "object": "model", "created": 0, "owned_by": "abllm"}
+        for exp in _state(request).gateway.config.experiments
+        for name in (exp.id, *exp.aliases)
+    ]
+    return JSONResponse({"object": "list", "data": data})
+
+
 @router.post("/v1/feedback")
 async def feedback(request: Request) -> JSONResponse:
     """Record feedback for the variant that served ``trace_id`` (or experiment + unit).
