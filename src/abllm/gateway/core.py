@@ -18,19 +18,20 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from dataclasses import replace
+from typing import Any
 
 import orjson
 from jsonschema.validators import validator_for
 
 from abllm.assign import Assignment, RuntimeState, assign
-from abllm.config import Experiment, ExperimentFile, LLMConfig, Variant
+from abllm.config import Experiment, ExperimentFile, LLMConfig
 from abllm.errors import Backpressure, ProviderError
 from abllm.events import Event
 from abllm.gateway.measure import CallRecord, exposure_event, llm_call_event
+from abllm.gateway.model import EventSink, GatewaySettings, ProviderSource, Routed, TraceInfo
 from abllm.gateway.request import ChatCall
-from abllm.gateway.resilience import Attempts, ResilienceSettings, retry_after
+from abllm.gateway.resilience import Attempts, retry_after
 from abllm.gateway.routing import (
     HEADER_EXPERIMENT,
     HEADER_TRACE,
@@ -50,73 +51,6 @@ from abllm.telemetry import (
 )
 
 log = logging.getLogger("abllm.gateway")
-
-
-class ProviderSource(Protocol):
-    """Where providers come from: ``abllm.providers.ProviderRegistry`` or a test double."""
-
-    def get(self, llm: LLMConfig) -> Provider:
-        """The pooled provider client serving ``llm``."""
-        ...
-
-
-@dataclass(frozen=True)
-class GatewaySettings:
-    """Gateway knobs that are not part of an experiment's definition."""
-
-    default_experiment: str | None = None
-    resilience: ResilienceSettings = field(default_factory=ResilienceSettings)
-    exposure_cache_size: int = 200_000
-    trace_cache_size: int = 200_000
-    assignment_cache_size: int = 200_000
-
-
-class EventSink(Protocol):
-    """Where events go: ``abllm.events.EventPipeline`` (buffered, never blocks the caller)."""
-
-    def emit(self, event: Event) -> None:
-        """Queue one event; raise ``Backpressure`` when full."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class TraceInfo:
-    """Who a trace id belongs to, for feedback that names only the trace."""
-
-    experiment_id: str
-    experiment_version: int
-    variant_id: str | None
-    unit_id: str | None
-
-
-@dataclass(slots=True)
-class Routed:
-    """One request after routing and assignment."""
-
-    experiment: Experiment
-    variant: Variant
-    variant_id: str | None
-    unit_id: str | None
-    reason: str
-    trace_id: str
-    started: float
-
-    def response_headers(self) -> list[tuple[bytes, bytes]]:
-        """The X-Abllm-* headers every answer carries."""
-        return [
-            (b"x-abllm-experiment", self.experiment.id.encode()),
-            (b"x-abllm-variant", self.variant.id.encode()),
-            (b"x-abllm-trace-id", self.trace_id.encode()),
-        ]
-
-    @property
-    def fallback(self) -> Variant | None:
-        """The control, when it may answer for a failed treatment."""
-        exp = self.experiment
-        control = exp.control
-        if exp.fallback_to_control and self.variant.id != control.id:
-            return control
-        return None
 
 
 class Gateway:

@@ -28,8 +28,9 @@ import orjson
 
 from abllm.config import LLMConfig
 from abllm.errors import ProviderError
-from abllm.gateway.core import Gateway, Routed
+from abllm.gateway.core import Gateway
 from abllm.gateway.measure import CallRecord
+from abllm.gateway.model import Routed
 from abllm.gateway.request import ChatCall
 from abllm.gateway.resilience import Attempts, with_retries
 from abllm.gateway.shape import shape_request

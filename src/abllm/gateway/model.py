@@ -1,0 +1,78 @@
+"""The gateway's small types: settings, the provider/event interfaces, a routed request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from abllm.config import Experiment, LLMConfig, Variant
+from abllm.events import Event
+from abllm.gateway.resilience import ResilienceSettings
+from abllm.providers import Provider
+
+
+class ProviderSource(Protocol):
+    """Where providers come from: ``abllm.providers.ProviderRegistry`` or a test double."""
+
+    def get(self, llm: LLMConfig) -> Provider:
+        """The pooled provider client serving ``llm``."""
+        ...
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """Gateway knobs that are not part of an experiment's definition."""
+
+    default_experiment: str | None = None
+    resilience: ResilienceSettings = field(default_factory=ResilienceSettings)
+    exposure_cache_size: int = 200_000
+    trace_cache_size: int = 200_000
+    assignment_cache_size: int = 200_000
+
+
+class EventSink(Protocol):
+    """Where events go: ``abllm.events.EventPipeline`` (buffered, never blocks the caller)."""
+
+    def emit(self, event: Event) -> None:
+        """Queue one event; raise ``Backpressure`` when full."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TraceInfo:
+    """Who a trace id belongs to, for feedback that names only the trace."""
+
+    experiment_id: str
+    experiment_version: int
+    variant_id: str | None
+    unit_id: str | None
+
+
+@dataclass(slots=True)
+class Routed:
+    """One request after routing and assignment."""
+
+    experiment: Experiment
+    variant: Variant
+    variant_id: str | None
+    unit_id: str | None
+    reason: str
+    trace_id: str
+    started: float
+
+    def response_headers(self) -> list[tuple[bytes, bytes]]:
+        """The X-Abllm-* headers every answer carries."""
+        return [
+            (b"x-abllm-experiment", self.experiment.id.encode()),
+            (b"x-abllm-variant", self.variant.id.encode()),
+            (b"x-abllm-trace-id", self.trace_id.encode()),
+        ]
+
+    @property
+    def fallback(self) -> Variant | None:
+        """The control, when it may answer for a failed treatment."""
+        exp = self.experiment
+        control = exp.control
+        if exp.fallback_to_control and self.variant.id != control.id:
+            return control
+        return None
