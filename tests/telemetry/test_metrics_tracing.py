@@ -42,6 +42,10 @@ def test_span_carries_genai_attributes(monkeypatch) -> None:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     monkeypatch.setattr(tracing, "_TRACER", provider.get_tracer(tracing.TRACER_NAME))
+    # tracing_enabled() notices an installed provider (checked at most once a second).
+    monkeypatch.setattr(tracing.trace, "get_tracer_provider", lambda: provider)
+    monkeypatch.setattr(tracing, "_tracing", [False, -10.0])
+    assert tracing.tracing_enabled()
     span = start_llm_span(
         LLMSpanStart("openai", "gpt-4o-mini", "exp", "b", "t1", temperature=0.2, max_tokens=50)
     )

@@ -283,9 +283,10 @@ class Gateway:
         rec.ttft_ms = None if resp.ttft_ms is None else offset_ms + resp.ttft_ms
         rec.finish_reason = resp.finish_reason
         rec.response_model = resp.model
-        content = resp.content
-        if content is not None:
-            rec.answer.append(content)
+        if exp.log_payloads:
+            content = resp.content
+            if content is not None:
+                rec.answer.append(content)
         self.finish(r, rec, call, span)
         return resp.body, rec
 

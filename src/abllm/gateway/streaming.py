@@ -286,7 +286,7 @@ class StreamSession:
                 rec.finish_reason = finish
             if rec.response_model is None:
                 rec.response_model = chunk.get("model")
-        usage = usage_of(chunk)
+        usage = usage_of(chunk) if "usage" in chunk else None
         if usage is not None:
             llm = self.fallback.llm if self._fell_back and self.fallback else rec.llm
             rec.add_usage(llm, str(chunk.get("model") or llm.model), *usage)

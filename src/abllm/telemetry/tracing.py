@@ -11,11 +11,12 @@ The span's trace id is not abllm's ``trace_id``: that one comes from the caller'
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 
 TRACER_NAME = "abllm.gateway"
 
@@ -50,10 +51,28 @@ class LLMSpanStart:
 #: A proxy tracer: it delegates to the global provider once the host sets one, so it can be made
 #: at import. ``trace.get_tracer`` per call would re-read the environment on every request.
 _TRACER = trace.get_tracer(TRACER_NAME)
+_CHECK_EVERY_S = 1.0
+_tracing = [False, -_CHECK_EVERY_S]  # [a TracerProvider is installed, when last checked]
+
+
+def tracing_enabled() -> bool:
+    """Whether the host installed a TracerProvider, re-checked at most once a second.
+
+    Without one every span is a no-op; skipping it saves a few microseconds a request, and a
+    provider installed later is picked up within a second.
+    """
+    now = time.monotonic()
+    if now - _tracing[1] >= _CHECK_EVERY_S:
+        provider = trace.get_tracer_provider()
+        _tracing[0] = not isinstance(provider, trace.ProxyTracerProvider)
+        _tracing[1] = now
+    return bool(_tracing[0])
 
 
 def start_llm_span(start: LLMSpanStart) -> Span:
     """Start a CLIENT span named ``chat {model}``; attributes are set only when recording."""
+    if not tracing_enabled():
+        return INVALID_SPAN
     span = _TRACER.start_span(f"chat {start.model}", kind=SpanKind.CLIENT)
     if span.is_recording():
         span.set_attribute("gen_ai.operation.name", "chat")
@@ -84,6 +103,8 @@ def end_llm_span(
     fallback: bool,
 ) -> None:
     """Set the response-side attributes and end the span."""
+    if span is INVALID_SPAN:
+        return
     if span.is_recording():
         if response_model:
             span.set_attribute("gen_ai.response.model", response_model)
