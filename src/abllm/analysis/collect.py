@@ -182,6 +182,8 @@ def collect(
     """Sufficient statistics of ``specs`` per variant, computed inside ``store``."""
     d = dialect or dialect_for(store.dialect)
     relation = getattr(store, "events_relation", "abllm_events")
+    for setup in d.session_setup:
+        store.query(setup)
     q = _quantiles(store, d, relation, scope, specs)
     thresholds = {
         i: {v: x for v, x in by_arm.items() if math.isfinite(x)}

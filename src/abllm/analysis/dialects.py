@@ -20,6 +20,8 @@ class Dialect(ABC):
     """Portable defaults; subclasses spell what their engine spells differently."""
 
     name = "generic"
+    #: Session settings for analytic queries, sent once (as SELECTs) before an analysis.
+    session_setup: tuple[str, ...] = ()
 
     def lit(self, text: str) -> str:
         """A string literal."""
@@ -114,6 +116,10 @@ class PostgresDialect(Dialect):
     """PostgreSQL: ``DISTINCT ON`` for first exposures, ``percentile_cont`` over an array."""
 
     name = "postgres"
+    # The default 4 MB work_mem makes the per-unit GROUP BY spill to disk in many batches
+    # (measured: 10M events, 1M units went from ~35-120 s to far less); 512 MB per analysis
+    # session keeps it in memory. set_config is a SELECT, so it fits the read-only query API.
+    session_setup = ("SELECT set_config('work_mem', '512MB', false)",)
 
     def ts(self, moment: datetime) -> str:
         return f"CAST({self.lit(_iso(moment))} AS timestamptz)"
