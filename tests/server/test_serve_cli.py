@@ -13,7 +13,9 @@ from pathlib import Path
 from openai import OpenAI
 from typer.testing import CliRunner
 
+from abllm.assign import assign
 from abllm.cli.main import app
+from abllm.config import loads_experiments
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = """
@@ -39,13 +41,14 @@ def test_serve_answers_and_stops_on_ctrl_c(tmp_path) -> None:
     cfg.write_text(CONFIG)
     port = free_port()
     abllm = Path(sys.executable).parent / "abllm"
+    store = f"duckdb:///{tmp_path / 'ev.duckdb'}"
     proc = subprocess.Popen(
         [
             str(abllm),
             "serve",
             str(cfg),
             "--store",
-            f"duckdb:///{tmp_path / 'ev.duckdb'}",
+            store,
             "--host",
             "127.0.0.1",
             "--port",
@@ -69,11 +72,31 @@ def test_serve_answers_and_stops_on_ctrl_c(tmp_path) -> None:
                 assert time.monotonic() < deadline, "abllm serve did not become healthy"
                 time.sleep(0.1)
         client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
-        raw = client.chat.completions.with_raw_response.create(
-            model="exp_cli", messages=[{"role": "user", "content": "hi"}], user="cli-user"
+        exp = loads_experiments(CONFIG).experiments[0]
+        unit = next(f"u{i}" for i in range(100) if assign(exp, f"u{i}").variant_id == "treatment")
+
+        def variant() -> str:
+            raw = client.chat.completions.with_raw_response.create(
+                model="exp_cli", messages=[{"role": "user", "content": "hi"}], user=unit
+            )
+            assert raw.headers["x-abllm-experiment"] == "exp_cli"
+            assert raw.parse().choices[0].message.content
+            return raw.headers["x-abllm-variant"]
+
+        assert variant() == "treatment"
+        # `abllm kill` from another process reaches the running gateway within seconds.
+        killed = subprocess.run(
+            [str(abllm), "kill", "exp_cli", "--store", store, "--reason", "test"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
-        assert raw.headers["x-abllm-experiment"] == "exp_cli"
-        assert raw.parse().choices[0].message.content
+        assert killed.returncode == 0, killed.stdout + killed.stderr
+        deadline = time.monotonic() + 10
+        while variant() != "control":
+            assert time.monotonic() < deadline, "the kill switch did not reach the gateway"
+            time.sleep(0.2)
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=20)

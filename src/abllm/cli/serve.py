@@ -31,19 +31,31 @@ def register(app: typer.Typer) -> None:
             "--spool-dir",
             help="where events wait while the store is down",
         ),
+        state: str | None = typer.Option(
+            None,
+            "--state",
+            help="runtime state URL (kill switch, rollout stage; default: beside the store)",
+        ),
     ) -> None:
         """Serve the OpenAI-compatible gateway (POST /v1/chat/completions) and the API."""
         from abllm.events import open_store
         from abllm.gateway import GatewaySettings
         from abllm.server import create_app
         from abllm.server import serve as run
+        from abllm.state import StateView, open_state
 
         experiments = load_config(config)
         try:
             event_store = open_store(store)
+            # Runtime state is read from memory on every request; the view follows changes made
+            # by other processes (`abllm kill`, the rollout controller) by push or polling.
+            state_store = open_state(state, store_url=store)
+            view = StateView(state_store).start()
             app = create_app(
                 experiments,
                 event_store,
+                state=view,
+                state_store=state_store,
                 settings=GatewaySettings(default_experiment=default_experiment),
                 spool_dir=spool_dir,
             )
@@ -60,4 +72,6 @@ def register(app: typer.Typer) -> None:
         except KeyboardInterrupt:
             pass  # uvicorn re-raises Ctrl-C after its graceful shutdown: a normal way to stop
         finally:
+            view.close()
+            state_store.close()
             event_store.close()
