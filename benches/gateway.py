@@ -13,9 +13,11 @@ a fixed completion or a 12-event SSE stream. Upstream and proxy share core 0; th
 (an aiohttp client) runs pinned to
 core 1 (``os.sched_setaffinity``), as in DESIGN.md's measurements.
 
-LiteLLM is looked for in ``$ABLLM_BENCH_LITELLM`` (path to its ``litellm`` executable), then on
-PATH and in this venv (``pip install -e '.[bench]'``); if it cannot be found or started, its rows
-are left out and ``litellm.available`` says why.
+LiteLLM is looked for in ``$ABLLM_BENCH_LITELLM`` (path to its ``litellm`` executable), on PATH,
+in this venv, and in ``~/.cache/abllm-bench/litellm-venv``; ``--install-litellm`` creates that
+venv with ``pip install 'litellm[proxy]'``. A venv of its own, because installing
+``litellm[proxy]`` into the project's venv downgrades ``openai`` (3.x to 2.x) and ``rich``. If it
+cannot be found or started, its rows are left out and ``litellm.available`` says why.
 
 Usage: ``python benches/gateway.py [--seconds 3] [--concurrency 1,16,64]``
 """
@@ -195,11 +197,26 @@ def cpu_seconds(root: int) -> float:
     return total
 
 
+LITELLM_VENV = Path.home() / ".cache" / "abllm-bench" / "litellm-venv"
+
+
+def install_litellm() -> str | None:
+    """Create LITELLM_VENV with litellm[proxy]; the reason on failure."""
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
+        pip = [str(LITELLM_VENV / "bin" / "python"), "-m", "pip", "install", "-q"]
+        subprocess.run([*pip, "litellm[proxy]"], check=True, timeout=900)
+    except (subprocess.SubprocessError, OSError) as exc:
+        return f"pip install 'litellm[proxy]' failed: {exc}"
+    return None
+
+
 def find_litellm() -> str | None:
     for candidate in (
         os.environ.get("ABLLM_BENCH_LITELLM"),
         shutil.which("litellm"),
         str(Path(sys.executable).parent / "litellm"),
+        str(LITELLM_VENV / "bin" / "litellm"),
     ):
         if candidate and Path(candidate).is_file():
             return candidate
@@ -316,6 +333,11 @@ def main() -> None:
         "--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 16, 64]
     )
     parser.add_argument("--targets", default="direct,abllm,litellm")
+    parser.add_argument(
+        "--install-litellm",
+        action="store_true",
+        help=f"pip install litellm[proxy] in {LITELLM_VENV}",
+    )
     parser.add_argument("--upstream", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.upstream:
