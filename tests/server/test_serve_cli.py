@@ -104,6 +104,21 @@ def test_serve_answers_and_stops_on_ctrl_c(tmp_path) -> None:
     assert f"http://127.0.0.1:{port}/v1" in out.decode()
 
 
+def test_serve_refuses_changed_variants_of_a_live_experiment(tmp_path) -> None:
+    from abllm.rollout import register_experiments
+    from abllm.state import open_state
+
+    store = f"duckdb:///{tmp_path / 'ev.duckdb'}"
+    state = open_state(None, store_url=store)
+    register_experiments(state, loads_experiments(CONFIG).experiments)
+    state.close()
+    cfg = tmp_path / "changed.yaml"
+    cfg.write_text(CONFIG.replace("id: treatment", "id: treatment_b"))
+    result = CliRunner().invoke(app, ["serve", str(cfg), "--store", store, "--port", "1"])
+    assert result.exit_code == 2, result.output
+    assert "error: conflict:" in result.output and "version" in result.output
+
+
 def test_serve_bad_config_is_one_line_error(tmp_path) -> None:
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("experiments:\n  - id: x\n    variants: []\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack, suppress
 from pathlib import Path
 
 import typer
@@ -40,38 +41,41 @@ def register(app: typer.Typer) -> None:
         """Serve the OpenAI-compatible gateway (POST /v1/chat/completions) and the API."""
         from abllm.events import open_store
         from abllm.gateway import GatewaySettings
+        from abllm.rollout import register_experiments
         from abllm.server import create_app
         from abllm.server import serve as run
         from abllm.state import StateView, open_state
 
         experiments = load_config(config)
-        try:
-            event_store = open_store(store)
-            # Runtime state is read from memory on every request; the view follows changes made
-            # by other processes (`abllm kill`, the rollout controller) by push or polling.
-            state_store = open_state(state, store_url=store)
-            view = StateView(state_store).start()
-            app = create_app(
-                experiments,
-                event_store,
-                state=view,
-                state_store=state_store,
-                settings=GatewaySettings(default_experiment=default_experiment),
-                spool_dir=spool_dir,
+        with ExitStack() as opened:  # closed in reverse order, on errors too
+            try:
+                event_store = open_store(store)
+                opened.callback(event_store.close)
+                # Runtime state is read from memory on every request; the view follows changes
+                # made by other processes (`abllm kill`, the controller) by push or polling.
+                state_store = open_state(state, store_url=store)
+                opened.callback(state_store.close)
+                # Record each definition (stage 0 of its rollout plan the first time); a running
+                # experiment whose variants changed without a version bump is refused.
+                register_experiments(state_store, experiments.experiments, actor="abllm serve")
+                view = StateView(state_store).start()
+                opened.callback(view.close)
+                app = create_app(
+                    experiments,
+                    event_store,
+                    state=view,
+                    state_store=state_store,
+                    settings=GatewaySettings(default_experiment=default_experiment),
+                    spool_dir=spool_dir,
+                )
+            except AbllmError as exc:
+                fail(exc)
+            ids = ", ".join(e.id for e in experiments.experiments) or "none"
+            console.print(
+                f"abllm gateway on http://{host}:{port}/v1 (experiments: {ids}); Ctrl-C to stop",
+                highlight=False,
+                soft_wrap=True,
             )
-        except AbllmError as exc:
-            fail(exc)
-        ids = ", ".join(e.id for e in experiments.experiments) or "none"
-        console.print(
-            f"abllm gateway on http://{host}:{port}/v1 (experiments: {ids}); Ctrl-C to stop",
-            highlight=False,
-            soft_wrap=True,
-        )
-        try:
-            run(app, host=host, port=port, log_level="warning")
-        except KeyboardInterrupt:
-            pass  # uvicorn re-raises Ctrl-C after its graceful shutdown: a normal way to stop
-        finally:
-            view.close()
-            state_store.close()
-            event_store.close()
+            # uvicorn re-raises Ctrl-C after its graceful shutdown: a normal way to stop.
+            with suppress(KeyboardInterrupt):
+                run(app, host=host, port=port, log_level="warning")
