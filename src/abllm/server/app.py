@@ -20,9 +20,17 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from abllm.config import ExperimentFile
+from abllm.dashboard import build_dashboard_router
 from abllm.errors import AbllmError, Backpressure, NotFound, StoreUnavailable, ValidationError
 from abllm.events import EventPipeline, EventStore
-from abllm.gateway import CHAT_PATH, ChatCompletionsEndpoint, Gateway, GatewaySettings, StateReader
+from abllm.gateway import (
+    CHAT_PATH,
+    Assigner,
+    ChatCompletionsEndpoint,
+    Gateway,
+    GatewaySettings,
+    StateReader,
+)
 from abllm.gateway.asgi import Receive, Scope, Send
 from abllm.providers import ProviderRegistry
 from abllm.server.admin import build_admin_router
@@ -70,7 +78,7 @@ def error_response(exc: AbllmError) -> JSONResponse:
     elif isinstance(exc, NotFound):
         status = 404
     elif isinstance(exc, Backpressure):
-        status = 503
+        status = 429  # "retry later": the spool is full; Retry-After says when
         headers["Retry-After"] = str(max(1, round(exc.retry_after)))
     elif isinstance(exc, StoreUnavailable):
         status = 503
@@ -89,6 +97,7 @@ def create_app(
     metrics: GatewayMetrics | None = None,
     spool_dir: str | os.PathLike[str] | None = None,
     state_store: StateStore | None = None,
+    assigner: Assigner | None = None,
 ) -> AbllmApp:
     """Build the app for ``config``.
 
@@ -96,6 +105,7 @@ def create_app(
     in ``spool_dir``, default ``./abllm-data/spool``) and closes on shutdown, unless ``pipeline``
     is given (then the caller owns it). ``providers`` and ``state`` default to a fresh
     :class:`ProviderRegistry` and an in-memory state view; the app closes only what it made.
+    ``assigner`` replaces the pure ``assign`` (e.g. ``StickyAssigner(open_sticky(url))``).
     ``state_store`` (an ``abllm.state.StateStore``) adds the admin routes of
     :mod:`abllm.server.admin`; pass its ``StateView`` as ``state``.
     """
@@ -110,7 +120,13 @@ def create_app(
     owns_providers = providers is None
     registry = providers or ProviderRegistry()
     gateway = Gateway(
-        config, registry, pipeline=pipeline, state=state, metrics=metrics, settings=settings
+        config,
+        registry,
+        pipeline=pipeline,
+        state=state,
+        metrics=metrics,
+        settings=settings,
+        assigner=assigner,
     )
     app_state = AppState(gateway=gateway, store=store, pipeline=pipeline)
 
@@ -135,6 +151,7 @@ def create_app(
     )
     app.state.abllm = app_state
     app.include_router(router)
+    app.include_router(build_dashboard_router())
     if state_store is not None:  # runtime state: kill switch, rollout moves, audit log
         app.include_router(build_admin_router(state_store))
 
