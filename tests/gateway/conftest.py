@@ -76,11 +76,19 @@ def live(fake: Upstream) -> Iterator[Any]:
     """``live(yaml, settings=...)`` starts a gateway on a free port; stopped after the test."""
     servers: list[ServerThread] = []
 
-    def start(yaml_text: str, settings: GatewaySettings | None = None) -> Live:
+    def start(
+        yaml_text: str, settings: GatewaySettings | None = None, assigner: Any = None
+    ) -> Live:
         config = loads_experiments(yaml_text.replace("BASE", fake.base_url))
         events = Recorder()
         state = InMemoryStateView()
-        app = create_app(config, pipeline=events, state=state, settings=settings)  # type: ignore[arg-type]
+        app = create_app(
+            config,
+            pipeline=events,  # type: ignore[arg-type]
+            state=state,
+            settings=settings,
+            assigner=assigner,
+        )
         server = ServerThread(app).start()
         servers.append(server)
         client = OpenAI(base_url=f"{server.url}/v1", api_key="not-used", max_retries=0)

@@ -213,3 +213,22 @@ def test_kill_switch_serves_control_without_exposure(live, fake) -> None:
     assert raw.headers["x-abllm-variant"] == "control"
     assert fake.calls()[0].body["model"] == "gpt-4o-mini"
     assert gw.events.events == []
+
+
+@pytest.mark.parametrize("sticky", [False, True], ids=["pure", "sticky"])
+def test_assigner_hook_keeps_units_when_weights_move(live, fake, sticky: bool) -> None:
+    from abllm.assign import RuntimeState
+    from abllm.assign.sticky import MemoryStickyStore, StickyAssigner
+
+    gw = live(CONFIG, assigner=StickyAssigner(MemoryStickyStore()) if sticky else None)
+    unit = gw.unit_for("exp_oa", "treatment")
+
+    def variant() -> str:
+        raw = gw.client.chat.completions.with_raw_response.create(
+            model="exp_oa", messages=MESSAGES, user=unit
+        )
+        return raw.headers["x-abllm-variant"]
+
+    assert variant() == "treatment"
+    gw.state.set("exp_oa", RuntimeState(weights={"control": 1.0, "treatment": 0.0}))
+    assert variant() == ("treatment" if sticky else "control")

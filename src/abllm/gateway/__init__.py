@@ -13,7 +13,14 @@ usual way in. Runtime state (kill switch, paused arms, stage weights) comes from
 from abllm.gateway.asgi import CHAT_PATH, ChatCompletionsEndpoint, HotPathMiddleware
 from abllm.gateway.core import Gateway
 from abllm.gateway.measure import CallRecord
-from abllm.gateway.model import EventSink, GatewaySettings, ProviderSource, Routed, TraceInfo
+from abllm.gateway.model import (
+    Assigner,
+    EventSink,
+    GatewaySettings,
+    ProviderSource,
+    Routed,
+    TraceInfo,
+)
 from abllm.gateway.request import BadRequest, ChatCall, parse_chat_call
 from abllm.gateway.resilience import ResilienceSettings
 from abllm.gateway.routing import Router, unit_id_for
@@ -23,6 +30,7 @@ from abllm.gateway.streaming import StreamSession
 
 __all__ = [
     "CHAT_PATH",
+    "Assigner",
     "BadRequest",
     "CallRecord",
     "ChatCall",

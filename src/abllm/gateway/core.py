@@ -29,7 +29,14 @@ from abllm.config import Experiment, ExperimentFile, LLMConfig
 from abllm.errors import Backpressure, ProviderError
 from abllm.events import Event
 from abllm.gateway.measure import CallRecord, exposure_event, llm_call_event
-from abllm.gateway.model import EventSink, GatewaySettings, ProviderSource, Routed, TraceInfo
+from abllm.gateway.model import (
+    Assigner,
+    EventSink,
+    GatewaySettings,
+    ProviderSource,
+    Routed,
+    TraceInfo,
+)
 from abllm.gateway.request import ChatCall
 from abllm.gateway.resilience import Attempts, retry_after
 from abllm.gateway.routing import (
@@ -65,6 +72,7 @@ class Gateway:
         state: StateReader | None = None,
         metrics: GatewayMetrics | None = None,
         settings: GatewaySettings | None = None,
+        assigner: Assigner | None = None,
     ) -> None:
         self.config = config
         self.settings = settings or GatewaySettings()
@@ -72,6 +80,7 @@ class Gateway:
         self.providers = providers
         self.pipeline = pipeline
         self.state: StateReader = state or InMemoryStateView()
+        self.assigner = assigner
         self.metrics = metrics or GatewayMetrics()
         res = self.settings.resilience
         self.breakers = BreakerRegistry(
@@ -132,15 +141,16 @@ class Gateway:
         targeting (attributes vary per request) and no start/end window (time varies).
         """
         state = self.state.get(exp.id)
+        do = assign if self.assigner is None else self.assigner.assign
         if exp.targeting:
-            return assign(exp, unit, attributes_from(headers, user), state=state)
+            return do(exp, unit, attributes_from(headers, user), None, state)
         if exp.start is not None or exp.end is not None:
-            return assign(exp, unit, None, state=state)
+            return do(exp, unit, None, None, state)
         key = (exp.id, unit)
         hit = self._assignments.get(key)
         if hit is not None and hit[0] is state:
             return hit[1]
-        a = assign(exp, unit, None, state=state)
+        a = do(exp, unit, None, None, state)
         if len(self._assignments) >= self.settings.assignment_cache_size:
             self._assignments.clear()
         self._assignments[key] = (state, a)

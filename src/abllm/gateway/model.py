@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from datetime import datetime
+from typing import Any, Protocol
 
+from abllm.assign import Assignment, RuntimeState
 from abllm.config import Experiment, LLMConfig, Variant
 from abllm.events import Event
 from abllm.gateway.resilience import ResilienceSettings
@@ -28,6 +31,26 @@ class GatewaySettings:
     exposure_cache_size: int = 200_000
     trace_cache_size: int = 200_000
     assignment_cache_size: int = 200_000
+
+
+class Assigner(Protocol):
+    """Assigns a unit; :func:`abllm.assign.assign` is the default and
+    ``abllm.assign.sticky.StickyAssigner`` keeps units on their first variant as weights move.
+
+    Called on the event loop once per new (unit, runtime state): an implementation that talks
+    to a store should answer in well under a millisecond (local SQLite, Redis).
+    """
+
+    def assign(
+        self,
+        experiment: Experiment,
+        unit_id: str,
+        attributes: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+        state: RuntimeState | None = None,
+    ) -> Assignment:
+        """The unit's assignment."""
+        ...
 
 
 class EventSink(Protocol):
