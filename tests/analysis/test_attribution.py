@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from abllm.analysis import analyze
+from abllm.analysis import analyze, result_to_json
 from abllm.config import Experiment, loads_experiments
 from abllm.events import Event, EventStore, open_store
 
@@ -151,6 +152,7 @@ def test_empty_store_still_renders(
     exp: Experiment, store: Callable[[Sequence[Event]], EventStore]
 ) -> None:
     res = analyze(exp, store([]), now=T)
+    json.dumps(result_to_json(res), allow_nan=False)  # strict JSON: NaN became null
     assert res.variants["a"].units == 0
     assert res.recommendation.decision == "CONTINUE"
     assert res.metrics["rating"].comparisons["b"].error == "empty_arm"

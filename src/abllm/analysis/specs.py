@@ -14,33 +14,15 @@ from enum import StrEnum
 from typing import Literal
 
 from abllm.config import Experiment, Metric
+from abllm.events import WELL_KNOWN_METRICS
 
 Kind = Literal["mean", "proportion", "ratio", "quantile"]
 Aggregation = Literal["sum", "mean", "count", "max", "last"]
 Direction = Literal["increase", "decrease"]
 Role = Literal["primary", "secondary", "guardrail"]
 
-#: Metric columns of ``abllm_events`` (kept in step with ``abllm.events.WELL_KNOWN_METRICS``;
-#: a field outside this set is read from the ``extra`` JSON column).
-WELL_KNOWN_FIELDS: frozenset[str] = frozenset(
-    {
-        "latency_ms",
-        "ttft_ms",
-        "input_tokens",
-        "output_tokens",
-        "cost_usd",
-        "error",
-        "rating",
-        "thumbs_up",
-        "task_completed",
-        "edit_distance",
-        "copied",
-        "retried",
-        "abandoned",
-        "fallback",
-        "schema_valid",
-    }
-)
+#: Metric columns of ``abllm_events``; a field outside this set is read from the ``extra`` JSON.
+WELL_KNOWN_FIELDS: frozenset[str] = frozenset(WELL_KNOWN_METRICS)
 
 
 class Derived(StrEnum):
