@@ -74,6 +74,7 @@ async def _respond(
     send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
 ) -> None:
     headers.append(_JSON)
+    headers.append((b"content-length", b"%d" % len(body)))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -137,17 +138,20 @@ class ChatCompletionsEndpoint:
             watcher = asyncio.ensure_future(_wait_disconnect(receive))
 
         chunks = session.chunks(on_block=watch)
+        ended = False
         try:
             async for data in chunks:
                 if watcher is not None and watcher.done():
                     session.aborted = True
                     break
-                await send({"type": "http.response.body", "body": data, "more_body": True})
+                # The last batch closes the response in the same write (no empty final send).
+                ended = session.ended
+                await send({"type": "http.response.body", "body": data, "more_body": not ended})
         finally:
             await chunks.aclose()
             if watcher is not None:
                 watcher.cancel()
-        if not session.aborted:
+        if not ended and not session.aborted:
             with contextlib.suppress(OSError):
                 await send({"type": "http.response.body", "body": b""})
 

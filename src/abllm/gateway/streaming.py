@@ -65,6 +65,8 @@ class StreamSession:
         self.fallback = r.fallback
         self.keep_text = r.experiment.log_payloads
         self.aborted = False
+        #: True when :meth:`chunks` yields its last batch (the response can end with it).
+        self.ended = False
         self._pending: deque[StreamChunk] = deque()
         self._it: AsyncIterator[StreamChunk] | None = None
         self._fell_back = False
@@ -251,6 +253,7 @@ class StreamSession:
                         if not await self._mid_stream_failure(err):
                             self._finish()
                             out.append(sse_error(err))
+                            self.ended = True
                             yield b"".join(out)
                             return
                         continue
@@ -259,6 +262,7 @@ class StreamSession:
                     out.append(data)
             self._finish()  # measured before [DONE], so the event exists once the caller is done
             out.append(DONE)
+            self.ended = True
             yield b"".join(out)
         finally:
             if self._it is not None:
