@@ -8,7 +8,7 @@ every treatment with control; SRM, guardrails and the decision rule complete the
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from abllm.analysis.compute import metric_results, required_units, tuning_units
 from abllm.analysis.decide import DecisionInput, recommend
 from abllm.analysis.dialects import Dialect, dialect_for
 from abllm.analysis.guardrails import evaluate_guardrails
+from abllm.analysis.holdback import HoldbackView, holdback_experiment, holdback_weights
 from abllm.analysis.result import ExperimentResult, SrmResult, VariantResult
 from abllm.analysis.specs import Derived, MetricSpec, Value, experiment_specs
 from abllm.analysis.sql import Scope, probe_sql
@@ -100,7 +101,8 @@ def analyze(
     """Analyse ``experiment`` from the events in ``store`` (all computed inside the store).
 
     ``weights`` overrides the configured split for the SRM check (e.g. a rollout stage's
-    weights); ``builtins=False`` reports configured metrics only.
+    weights); ``builtins=False`` reports configured metrics only. With ``holdout`` set, the
+    result carries a ``holdback`` report: held-back units against everyone exposed.
     """
     now = (now or datetime.now(UTC)).astimezone(UTC)
     d = dialect_for(store.dialect)
@@ -111,7 +113,17 @@ def analyze(
     if not builtins:
         specs = [s for s in specs if not s.builtin]
     collected = collect(store, scope, specs, dialect=d)
-    return build_result(experiment, collected, now, found, weights)
+    result = build_result(experiment, collected, now, found, weights)
+    if experiment.holdout > 0:
+        held = analyze(
+            holdback_experiment(experiment),
+            HoldbackView(store),
+            now,
+            weights=holdback_weights(experiment),
+            builtins=builtins,
+        )
+        result = replace(result, holdback=held)
+    return result
 
 
 def _srm(

@@ -186,3 +186,8 @@ def print_result(result: ExperimentResult, console: Console) -> None:
     console.print(f"- {rec.reason}", highlight=False, markup=False)
     if rec.units_needed:
         console.print(f"- units still needed per arm: {rec.units_needed:,}", highlight=False)
+    held = result.holdback
+    if held is not None:
+        table = metrics_table(held)
+        table.title = "Holdback: held-back units vs everyone exposed (long-term effect)"
+        console.print(table)

@@ -136,6 +136,7 @@ class ExperimentResult:
     first_exposure: datetime | None = None
     last_event: datetime | None = None
     warnings: list[str] = field(default_factory=list)
+    holdback: ExperimentResult | None = None
 
     @property
     def treatments(self) -> list[str]:

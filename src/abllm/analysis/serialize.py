@@ -69,8 +69,9 @@ def result_to_json(result: ExperimentResult) -> dict[str, JSONValue]:
                               "p_value_sequential", "rel_lift", "rel_ci", "chance_to_win"}}},
          "recommendation": {"decision", "variant", "reason"}}
 
-    plus ``version``, ``computed_at``, ``primary``, ``metric_info``, ``guardrails`` and
-    ``recommendation.units_needed``.
+    plus ``version``, ``computed_at``, ``primary``, ``metric_info``, ``guardrails``,
+    ``recommendation.units_needed`` and ``holdback`` (null unless the experiment holds units
+    back: then ``holdback`` vs ``exposed`` units, SRM and metrics).
     """
     rec = result.recommendation
     return {
@@ -125,4 +126,14 @@ def result_to_json(result: ExperimentResult) -> dict[str, JSONValue]:
             "units_needed": rec.units_needed,
         },
         "warnings": list(result.warnings),
+        "holdback": _holdback(result.holdback),
     }
+
+
+def _holdback(held: ExperimentResult | None) -> JSONValue:
+    """Held-back units vs everyone exposed: units, SRM and every metric (no recommendation)."""
+    if held is None:
+        return None
+    doc = result_to_json(held)
+    keys = ("control", "srm", "variants", "metrics")
+    return {k: doc[k] for k in keys}
