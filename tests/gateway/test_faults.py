@@ -185,3 +185,27 @@ def test_breaker_opens_and_half_opens(live, fake) -> None:
     assert "x-abllm-fallback" not in headers
     ask(gw, unit, False)
     assert len(fake.calls("gpt-4o")) == 6
+
+
+def test_client_leaving_mid_stream_is_measured_and_frees_the_upstream(live, fake) -> None:
+    gw = live(CONFIG, FAST)
+    fake.modes["gpt-4o-mini"] = "slow_stream"
+    unit = gw.unit_for("exp_f", "control")
+    started = time.monotonic()
+    stream = gw.client.chat.completions.create(
+        model="exp_f", messages=MESSAGES, user=unit, stream=True
+    )
+    first = next(iter(stream))
+    assert first.choices
+    stream.close()  # the caller goes away while the upstream pauses
+    deadline = time.monotonic() + 1.5
+    while not gw.events.of("llm_call"):
+        assert time.monotonic() < deadline, "the abandoned stream was not measured"
+        time.sleep(0.02)
+    call = only_call(gw)
+    assert call.attrs["client_aborted"] is True
+    assert call.metrics["error"] is False
+    assert time.monotonic() - started < fake.slow_s
+    # The gateway is healthy and the breaker did not count the caller's exit as a failure.
+    fake.modes["gpt-4o-mini"] = "ok"
+    assert ask(gw, unit, True)[1] == CONTROL_ANSWER

@@ -4,7 +4,8 @@ Behaviour is chosen per model: ``fake.modes[model] = "500"`` (every call) or
 ``fake.script[model] = ["500", "ok"]`` (one entry per call, then ``modes``/"ok"). Modes:
 ok, json (answer is a JSON object), 500, 429, 400, slow (sleeps ``slow_s``), malformed (a
 truncated JSON body), malformed_chunk (stream: an invalid JSON chunk after two content chunks),
-drop (stream: connection closed after two content chunks; non-stream: closed mid-body).
+drop (stream: connection closed after two content chunks; non-stream: closed mid-body),
+slow_stream (stream: a pause of ``slow_s`` after two content chunks).
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ class Upstream:
                 request.transport.close()
                 return resp
             await resp.write(event)
-            await asyncio.sleep(CHUNK_GAP_S)
+            await asyncio.sleep(self.slow_s if mode == "slow_stream" and i == 2 else CHUNK_GAP_S)
         await resp.write_eof()
         return resp
 

@@ -17,6 +17,7 @@ than taken from the provider, so it includes everything the caller waited for.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
@@ -232,7 +233,11 @@ class StreamSession:
                         step = _step(self._it)
                         if isinstance(step, _Rest):
                             if out:
-                                yield b"".join(out)
+                                try:
+                                    yield b"".join(out)
+                                except GeneratorExit:  # the caller left while a read was pending
+                                    await step.cancel()
+                                    raise
                                 out.clear()
                             if on_block is not None:
                                 on_block()
@@ -353,6 +358,27 @@ class _Rest:
                 except StopIteration as stop:
                     result = stop.value
                     return result
+
+    async def cancel(self) -> None:
+        """Throw ``CancelledError`` into the pending call and let its cleanup run to the end.
+
+        Used when the stream is abandoned between the two halves of a read: the provider's
+        ``finally`` / ``async with`` blocks then release the upstream connection.
+        """
+        aw = self.aw
+        try:
+            value = aw.throw(asyncio.CancelledError())
+        except BaseException:  # finished (cancelled, stopped or failed): nothing left to run
+            return
+        while True:
+            if value is None:
+                await asyncio.sleep(0)
+            else:
+                await asyncio.wait({value})
+            try:
+                value = aw.send(None)
+            except BaseException:
+                return
 
 
 def _step(it: AsyncIterator[StreamChunk]) -> StreamChunk | _Rest:
