@@ -153,6 +153,25 @@ def test_feedback_errors_name_the_field(server, body, status, needle) -> None:
     assert needle in answer["error"]["message"]
 
 
+def test_email_unit_ids_are_stored_as_pseudonyms(server) -> None:
+    url, store, _ = server
+    client = OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(
+        model="exp_sum", messages=[{"role": "user", "content": "hi"}], user="ann@example.com"
+    )
+    trace = raw.headers["x-abllm-trace-id"]
+    status, answer = http("POST", f"{url}/v1/feedback", {"trace_id": trace, "rating": 5})
+    assert status == 200 and answer["unit_id"].startswith("pii:")
+    status, again = http(
+        "POST",
+        f"{url}/v1/feedback",
+        {"experiment_id": "exp_sum", "unit_id": "ann@example.com", "rating": 4},
+    )
+    assert again["unit_id"] == answer["unit_id"]
+    rows = store.query("SELECT DISTINCT unit_id FROM abllm_events WHERE trace_id = ?", [trace])
+    assert rows == [(answer["unit_id"],)]
+
+
 def test_results_unknown_experiment(server) -> None:
     url, _, _ = server
     status, answer = http("GET", f"{url}/v1/experiments/nope/results")

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from abllm.telemetry import Redactor, redact, redact_value
+from abllm.telemetry import Redactor, pseudonymous_id, redact, redact_value
 
 
 @pytest.mark.parametrize(
@@ -50,3 +50,11 @@ def test_redact_value_walks_nested_json() -> None:
 def test_extra_patterns() -> None:
     r = Redactor(extra=((re.compile(r"ACCT-\d+"), "[ACCOUNT]"),))
     assert r("acct ACCT-991 for x@y.com") == "acct [ACCOUNT] for [EMAIL]"
+
+
+def test_pseudonymous_unit_ids() -> None:
+    assert pseudonymous_id("user-42") == "user-42"
+    a, b = pseudonymous_id("ann@example.com"), pseudonymous_id("bob@example.com")
+    assert a.startswith("pii:") and a != b
+    assert pseudonymous_id("ann@example.com") == a  # stable
+    assert pseudonymous_id(a) == a  # idempotent

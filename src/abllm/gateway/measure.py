@@ -5,7 +5,7 @@ control's fallback served the answer (intent to treat: the failure counts agains
 ``error`` = 1 and ``fallback`` = 1). Tokens and cost add up every call that reported usage,
 because the caller paid for all of them. The unit's ``exposure`` event is emitted on its first
 request seen by this process (analysis counts the first per unit, so repeats would only cost
-storage).
+storage). A unit id that is itself PII (an email as ``user``) is stored as a stable pseudonym.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from abllm.config.llm import ModelPrice
 from abllm.events import Event, EventType
 from abllm.events.models import uuid7
 from abllm.providers import Price, cost_usd, price_for
-from abllm.telemetry import CallObservation, redact
+from abllm.telemetry import CallObservation, pseudonymous_id, redact
 
 #: Prompts and answers logged with ``log_payloads`` are cut to this many characters each, so an
 #: event stays well under the 32 KB event limit.
@@ -121,7 +121,7 @@ def exposure_event(
         experiment_id=exp.id,
         experiment_version=exp.version,
         variant_id=variant_id,
-        unit_id=unit_id,
+        unit_id=pseudonymous_id(unit_id),
         trace_id=trace_id,
         metrics={},
         attrs={"reason": reason},
@@ -173,7 +173,7 @@ def llm_call_event(
         experiment_id=exp.id,
         experiment_version=exp.version,
         variant_id=variant_id,
-        unit_id=unit_id,
+        unit_id=pseudonymous_id(unit_id),
         trace_id=trace_id,
         metrics=metrics,
         attrs=attrs,

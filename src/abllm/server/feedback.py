@@ -11,7 +11,7 @@ from abllm.assign import assign
 from abllm.errors import NotFound, ValidationError
 from abllm.events import Event, EventStore, parse_event
 from abllm.gateway import Gateway, TraceInfo
-from abllm.telemetry import redact
+from abllm.telemetry import pseudonymous_id, redact
 
 #: Keys with a meaning of their own; every other key is a metric (number/bool) or an attribute.
 _RESERVED = frozenset(
@@ -112,7 +112,7 @@ async def build_feedback_event(
         "experiment_id": exp_id,
         "experiment_version": version,
         "variant_id": variant_id,
-        "unit_id": unit_id,
+        "unit_id": pseudonymous_id(unit_id),
         "trace_id": trace_id,
         "metrics": metrics,
         "attrs": attrs,

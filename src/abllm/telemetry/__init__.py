@@ -1,7 +1,7 @@
 """Telemetry: PII redaction before persistence, Prometheus metrics, OpenTelemetry GenAI spans."""
 
 from abllm.telemetry.metrics import CONTENT_TYPE_LATEST, CallObservation, GatewayMetrics
-from abllm.telemetry.redact import Redactor, redact, redact_value
+from abllm.telemetry.redact import Redactor, pseudonymous_id, redact, redact_value
 from abllm.telemetry.tracing import (
     LLMSpanStart,
     end_llm_span,
@@ -16,6 +16,7 @@ __all__ = [
     "LLMSpanStart",
     "Redactor",
     "end_llm_span",
+    "pseudonymous_id",
     "redact",
     "redact_value",
     "start_llm_span",

@@ -9,9 +9,11 @@ otherwise be mistaken for phone numbers.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 EMAIL = "[EMAIL]"
@@ -121,3 +123,19 @@ def redact(text: str) -> str:
 def redact_value(value: Any) -> Any:
     """Redact every string in a JSON-like value with the default patterns."""
     return _DEFAULT.value(value)
+
+
+@lru_cache(maxsize=65_536)
+def pseudonymous_id(value: str) -> str:
+    """``value`` itself, or ``pii:<hash>`` when it holds PII (a user id that is an email).
+
+    Unit ids must stay distinct and stable for the analysis, so PII in them is replaced by a
+    BLAKE2b digest rather than a placeholder: the same email always maps to the same
+    id, and two emails never share one (64-bit digest). Plain ids pass unchanged.
+
+    >>> pseudonymous_id("user-42"), pseudonymous_id("bob@example.com")[:4]
+    ('user-42', 'pii:')
+    """
+    if value.startswith("pii:") or redact(value) == value:  # already a pseudonym, or clean
+        return value
+    return "pii:" + hashlib.blake2b(value.encode(), digest_size=8).hexdigest()
