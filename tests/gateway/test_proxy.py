@@ -232,3 +232,22 @@ def test_assigner_hook_keeps_units_when_weights_move(live, fake, sticky: bool) -
     assert variant() == "treatment"
     gw.state.set("exp_oa", RuntimeState(weights={"control": 1.0, "treatment": 0.0}))
     assert variant() == ("treatment" if sticky else "control")
+
+
+def test_holdback_units_get_control_and_variantless_events(live, fake) -> None:
+    from abllm.assign import Reason, assign
+
+    gw = live(CONFIG.replace("    timeout_s: 3\n", "    timeout_s: 3\n    holdout: 50\n", 1))
+    exp = gw.experiments["exp_oa"]
+    unit = next(f"h{i}" for i in range(1000) if assign(exp, f"h{i}").reason is Reason.HOLDOUT)
+    raw = gw.client.chat.completions.with_raw_response.create(
+        model="exp_oa", messages=MESSAGES, user=unit
+    )
+    assert raw.headers["x-abllm-variant"] == "control"
+    assert fake.calls()[0].body["model"] == "gpt-4o-mini"
+    (exposure,) = gw.events.of("exposure")
+    (call,) = gw.events.of("llm_call")
+    assert exposure.variant_id is None and exposure.attrs["reason"] == "holdout"
+    assert call.variant_id is None and call.unit_id == unit
+    metrics = gw.app.state.abllm.gateway.metrics.render().decode()
+    assert 'variant="out:holdout"' in metrics

@@ -31,6 +31,14 @@ experiments:
               sim: {time_scale: 0, error_rate: 0, quality: 4.2}}
     metrics:
       - {name: rating, type: mean, event: feedback, field: rating, role: primary}
+  - id: exp_hold
+    holdout: 50
+    variants:
+      - id: control
+        control: true
+        llm: {provider: sim, model: sim-small, sim: {time_scale: 0, error_rate: 0}}
+      - id: treatment
+        llm: {provider: sim, model: sim-large, sim: {time_scale: 0, error_rate: 0}}
 """
 
 
@@ -72,7 +80,7 @@ def server(tmp_path_factory) -> Iterator[tuple[str, Any, Any]]:
 
 def test_healthz_and_metrics(server) -> None:
     url, _, _ = server
-    assert http("GET", f"{url}/healthz") == (200, {"status": "ok", "experiments": 1})
+    assert http("GET", f"{url}/healthz") == (200, {"status": "ok", "experiments": 2})
     client = OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
     client.chat.completions.create(
         model="summarizer", messages=[{"role": "user", "content": "hi"}], user="metrics-user"
@@ -81,7 +89,7 @@ def test_healthz_and_metrics(server) -> None:
     assert status == 200
     assert 'abllm_requests_total{experiment="exp_sum"' in text
     assert "abllm_request_latency_seconds_bucket" in text
-    assert [m.id for m in client.models.list()] == ["exp_sum", "summarizer"]
+    assert [m.id for m in client.models.list()] == ["exp_sum", "summarizer", "exp_hold"]
 
 
 def test_feedback_by_trace_and_by_unit_then_results(server) -> None:
@@ -170,6 +178,26 @@ def test_email_unit_ids_are_stored_as_pseudonyms(server) -> None:
     assert again["unit_id"] == answer["unit_id"]
     rows = store.query("SELECT DISTINCT unit_id FROM abllm_events WHERE trace_id = ?", [trace])
     assert rows == [(answer["unit_id"],)]
+
+
+def test_holdback_feedback_is_recorded_without_a_variant(server) -> None:
+    from abllm.assign import Reason, assign
+
+    url, _, config = server
+    exp = config.get("exp_hold")
+    held = next(f"h{i}" for i in range(500) if assign(exp, f"h{i}").reason is Reason.HOLDOUT)
+    client = OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(
+        model="exp_hold", messages=[{"role": "user", "content": "hi"}], user=held
+    )
+    assert raw.headers["x-abllm-variant"] == "control"
+    trace = raw.headers["x-abllm-trace-id"]
+    status, answer = http("POST", f"{url}/v1/feedback", {"trace_id": trace, "rating": 2})
+    assert (status, answer["recorded"], answer["variant_id"]) == (200, True, None)
+    status, answer = http(
+        "POST", f"{url}/v1/feedback", {"experiment_id": "exp_hold", "unit_id": held, "rating": 3}
+    )
+    assert (status, answer["recorded"], answer["variant_id"]) == (200, True, None)
 
 
 def test_results_unknown_experiment(server) -> None:

@@ -123,7 +123,7 @@ class Gateway:
             started,
         )
         self._remember(routed)
-        if a.variant_id is not None:
+        if routed.counted:
             key = (exp.id, exp.version, unit)
             if key not in self._exposed:
                 if len(self._exposed) >= self.settings.exposure_cache_size:
@@ -131,6 +131,10 @@ class Gateway:
                 self._exposed.add(key)
                 self.emit(exposure_event(exp, a.variant_id, unit, trace_id, routed.reason))
         return routed
+
+    def assignment(self, exp: Experiment, unit_id: str) -> Assignment:
+        """The unit's assignment as the gateway would make it (for feedback by unit id)."""
+        return self._assign(exp, unit_id, None, {})
 
     def _assign(
         self, exp: Experiment, unit: str, user: str | None, headers: Mapping[str, str]
@@ -161,7 +165,7 @@ class Gateway:
         if len(traces) >= self.settings.trace_cache_size:
             traces.popitem(last=False)
         traces[r.trace_id] = TraceInfo(
-            r.experiment.id, r.experiment.version, r.variant_id, r.unit_id
+            r.experiment.id, r.experiment.version, r.variant_id, r.unit_id, r.counted
         )
 
     def trace(self, trace_id: str) -> TraceInfo | None:
@@ -327,8 +331,8 @@ class Gateway:
             error_type=rec.error_type,
             fallback=rec.fallback,
         )
-        self.metrics.observe(rec.observation(r.experiment.id, r.variant_id or "none"))
-        if r.variant_id is not None and r.unit_id is not None:
+        self.metrics.observe(rec.observation(r.experiment.id, r.metrics_label))
+        if r.counted and r.unit_id is not None:
             self.emit(
                 llm_call_event(
                     r.experiment, r.variant_id, r.unit_id, r.trace_id, rec, call.messages

@@ -5,7 +5,8 @@ control's fallback served the answer (intent to treat: the failure counts agains
 ``error`` = 1 and ``fallback`` = 1). Tokens and cost add up every call that reported usage,
 because the caller paid for all of them. The unit's ``exposure`` event is emitted on its first
 request seen by this process (analysis counts the first per unit, so repeats would only cost
-storage). A unit id that is itself PII (an email as ``user``) is stored as a stable pseudonym.
+storage); a unit in the holdback gets an exposure (and ``llm_call`` events) with no variant, for
+the holdback report. A unit id that is itself PII (an email as ``user``) is stored as a stable pseudonym.
 """
 
 from __future__ import annotations
@@ -113,9 +114,9 @@ def _event(**fields: Any) -> Event:
 
 
 def exposure_event(
-    exp: Experiment, variant_id: str, unit_id: str, trace_id: str, reason: str
+    exp: Experiment, variant_id: str | None, unit_id: str, trace_id: str, reason: str
 ) -> Event:
-    """The unit's exposure to its variant."""
+    """The unit's exposure to its variant (None for a unit in the holdback)."""
     return _event(
         type=EventType.exposure,
         experiment_id=exp.id,
@@ -130,7 +131,7 @@ def exposure_event(
 
 def llm_call_event(
     exp: Experiment,
-    variant_id: str,
+    variant_id: str | None,
     unit_id: str,
     trace_id: str,
     rec: CallRecord,

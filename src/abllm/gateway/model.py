@@ -69,6 +69,12 @@ class TraceInfo:
     experiment_version: int
     variant_id: str | None
     unit_id: str | None
+    counted: bool = True
+
+
+#: The one reason a unit outside the arms is still measured: the holdback is compared with
+#: everyone exposed (``abllm.analysis.holdback``), so its units get an exposure with no variant.
+HOLDOUT = "holdout"
 
 
 @dataclass(slots=True)
@@ -90,6 +96,16 @@ class Routed:
             (b"x-abllm-variant", self.variant.id.encode()),
             (b"x-abllm-trace-id", self.trace_id.encode()),
         ]
+
+    @property
+    def counted(self) -> bool:
+        """Whether this request's events are recorded: a unit in an arm or in the holdback."""
+        return self.unit_id is not None and (self.variant_id is not None or self.reason == HOLDOUT)
+
+    @property
+    def metrics_label(self) -> str:
+        """The ``variant`` label in Prometheus: the arm, else why the unit is out."""
+        return self.variant_id or f"out:{self.reason}"
 
     @property
     def fallback(self) -> Variant | None:

@@ -7,10 +7,10 @@ from typing import Any
 
 import orjson
 
-from abllm.assign import assign
 from abllm.errors import NotFound, ValidationError
 from abllm.events import Event, EventStore, parse_event
 from abllm.gateway import Gateway, TraceInfo
+from abllm.gateway.model import HOLDOUT
 from abllm.telemetry import pseudonymous_id, redact
 
 #: Keys with a meaning of their own; every other key is a metric (number/bool) or an attribute.
@@ -44,7 +44,8 @@ def _trace_from_store(store: EventStore | None, trace_id: str) -> TraceInfo | No
     if not rows:
         return None
     exp_id, version, variant_id, unit_id = rows[0]
-    return TraceInfo(str(exp_id), int(version), variant_id, unit_id)
+    # The gateway stores events only for units it counts (an arm or the holdback).
+    return TraceInfo(str(exp_id), int(version), variant_id, unit_id, True)
 
 
 def _split(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -71,7 +72,11 @@ def _split(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 async def build_feedback_event(
     body: dict[str, Any], gateway: Gateway, store: EventStore | None
 ) -> Event | None:
-    """The feedback event, or None when the unit is outside the experiment's analysis."""
+    """The feedback event, or None when the unit is outside the experiment's analysis.
+
+    Units in the holdback are recorded with no variant, like their exposure, so the holdback
+    report (``abllm.analysis.holdback``) can compare them with everyone exposed.
+    """
     trace_id = body.get("trace_id")
     if trace_id is not None:
         if not isinstance(trace_id, str) or not trace_id:
@@ -81,7 +86,7 @@ async def build_feedback_event(
         )
         if info is None:
             raise NotFound(f"trace_id {trace_id!r} is not a request this gateway served")
-        if info.variant_id is None or info.unit_id is None:
+        if not info.counted or info.unit_id is None:
             return None
         exp_id, version, variant_id, unit_id = (
             info.experiment_id,
@@ -100,8 +105,8 @@ async def build_feedback_event(
         except KeyError:
             raise NotFound(f"experiment_id: no experiment {raw_exp!r}") from None
         unit_id = raw_unit
-        a = assign(exp, unit_id, state=gateway.state.get(exp.id))
-        if a.variant_id is None:
+        a = gateway.assignment(exp, unit_id)
+        if a.variant_id is None and a.reason != HOLDOUT:
             return None
         exp_id, version, variant_id = exp.id, exp.version, a.variant_id
     metrics, attrs = _split(body)
