@@ -6,7 +6,8 @@ control's fallback served the answer (intent to treat: the failure counts agains
 because the caller paid for all of them. The unit's ``exposure`` event is emitted on its first
 request seen by this process (analysis counts the first per unit, so repeats would only cost
 storage); a unit in the holdback gets an exposure (and ``llm_call`` events) with no variant, for
-the holdback report. A unit id that is itself PII (an email as ``user``) is stored as a stable pseudonym.
+the holdback report. A unit id that is itself PII (an email as ``user``) is stored as a stable
+pseudonym.
 """
 
 from __future__ import annotations

@@ -17,11 +17,10 @@ than taken from the provider, so it includes everything the caller waited for.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -35,6 +34,8 @@ from abllm.gateway.model import Routed
 from abllm.gateway.request import ChatCall
 from abllm.gateway.resilience import Attempts, with_retries
 from abllm.gateway.shape import shape_request
+from abllm.gateway.stepping import Rest
+from abllm.gateway.stepping import step as next_step
 from abllm.providers import CircuitBreaker, StreamChunk, chunk_text, usage_of
 
 log = logging.getLogger("abllm.gateway")
@@ -230,8 +231,8 @@ class StreamSession:
                     break
                 else:
                     try:
-                        step = _step(self._it)
-                        if isinstance(step, _Rest):
+                        step = next_step(self._it)
+                        if isinstance(step, Rest):
                             if out:
                                 try:
                                     yield b"".join(out)
@@ -322,77 +323,6 @@ class StreamSession:
         self.rec.latency_ms = (time.monotonic() - self.r.started) * 1000.0
         self.rec.aborted = self.aborted
         self.gw.finish(self.r, self.rec, self.call, self.span)
-
-
-class _Rest:
-    """The rest of an ``__anext__`` call that could not finish without waiting.
-
-    ``_step`` runs the call up to its first suspension; awaiting this object then drives it to
-    the end exactly as ``await`` would have (values sent in, exceptions such as cancellation
-    thrown in), so the caller can do something in between: flush what it already has.
-    """
-
-    __slots__ = ("aw", "yielded")
-
-    def __init__(self, aw: Any, yielded: Any) -> None:
-        self.aw = aw
-        self.yielded = yielded
-
-    def __await__(self) -> Generator[Any, Any, StreamChunk]:
-        aw, value = self.aw, self.yielded
-        while True:
-            try:
-                sent = yield value
-            except GeneratorExit:
-                aw.close()
-                raise
-            except BaseException as exc:
-                try:
-                    value = aw.throw(exc)
-                except StopIteration as stop:
-                    result: StreamChunk = stop.value
-                    return result
-            else:
-                try:
-                    value = aw.send(sent)
-                except StopIteration as stop:
-                    result = stop.value
-                    return result
-
-    async def cancel(self) -> None:
-        """Throw ``CancelledError`` into the pending call and let its cleanup run to the end.
-
-        Used when the stream is abandoned between the two halves of a read: the provider's
-        ``finally`` / ``async with`` blocks then release the upstream connection.
-        """
-        aw = self.aw
-        try:
-            value = aw.throw(asyncio.CancelledError())
-        except BaseException:  # finished (cancelled, stopped or failed): nothing left to run
-            return
-        while True:
-            if value is None:
-                await asyncio.sleep(0)
-            else:
-                await asyncio.wait({value})
-            try:
-                value = aw.send(None)
-            except BaseException:
-                return
-
-
-def _step(it: AsyncIterator[StreamChunk]) -> StreamChunk | _Rest:
-    """The next chunk if it is ready now, else a :class:`_Rest` to await for it.
-
-    ``StopAsyncIteration`` and the provider's errors propagate as from ``anext``.
-    """
-    aw: Any = it.__anext__()
-    try:
-        yielded = aw.send(None)
-    except StopIteration as stop:
-        chunk: StreamChunk = stop.value
-        return chunk
-    return _Rest(aw, yielded)
 
 
 async def _aclose(it: AsyncIterator[StreamChunk]) -> None:
