@@ -32,6 +32,11 @@ def register(app: typer.Typer) -> None:
             "--spool-dir",
             help="where events wait while the store is down",
         ),
+        sticky: bool = typer.Option(
+            True,
+            "--sticky/--no-sticky",
+            help="keep each unit's first variant when weights change (stored beside the state)",
+        ),
         state: str | None = typer.Option(
             None,
             "--state",
@@ -44,7 +49,9 @@ def register(app: typer.Typer) -> None:
         from abllm.rollout import register_experiments
         from abllm.server import create_app
         from abllm.server import serve as run
+        from abllm.assign.sticky import StickyAssigner
         from abllm.state import StateView, open_state
+        from abllm.state.sticky import open_sticky
 
         experiments = load_config(config)
         with ExitStack() as opened:  # closed in reverse order, on errors too
@@ -60,11 +67,17 @@ def register(app: typer.Typer) -> None:
                 register_experiments(state_store, experiments.experiments, actor="abllm serve")
                 view = StateView(state_store).start()
                 opened.callback(view.close)
+                assigner = None
+                if sticky:
+                    sticky_store = open_sticky(state, store_url=store)
+                    opened.callback(sticky_store.close)
+                    assigner = StickyAssigner(sticky_store)
                 app = create_app(
                     experiments,
                     event_store,
                     state=view,
                     state_store=state_store,
+                    assigner=assigner,
                     settings=GatewaySettings(default_experiment=default_experiment),
                     spool_dir=spool_dir,
                 )
