@@ -16,6 +16,7 @@ Errors are ``{"error": {"code", "message"}}`` with 400, 404, 409 (conflict) or 5
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Header, Query
@@ -58,8 +59,25 @@ def build_admin_router(state_store: StateStore) -> APIRouter:
 
     router = APIRouter(prefix="/v1/admin/experiments", tags=["admin"])
 
-    def actor_of(body: ChangeRequest | None, header: str | None) -> str:
-        return (body.actor if body else None) or header or "api"
+    def change(
+        action: Callable[..., Any],
+        experiment_id: str,
+        body: ChangeRequest | None,
+        header: str | None,
+        **extra: Any,
+    ) -> Any:
+        """Apply one state action; abllm errors become their JSON error response."""
+        try:
+            state = action(
+                state_store,
+                experiment_id,
+                actor=(body.actor if body else None) or header or "api",
+                reason=body.reason if body else None,
+                **extra,
+            )
+        except AbllmError as exc:
+            return _error(exc)
+        return _state_json(state)
 
     @router.post("/{experiment_id}/kill")
     def kill(
@@ -68,16 +86,7 @@ def build_admin_router(state_store: StateStore) -> APIRouter:
         x_abllm_actor: str | None = Header(default=None),
     ) -> Any:
         """Kill switch: every process serves control for this experiment."""
-        try:
-            state = actions.kill(
-                state_store,
-                experiment_id,
-                actor=actor_of(body, x_abllm_actor),
-                reason=body.reason if body else None,
-            )
-        except AbllmError as exc:
-            return _error(exc)
-        return _state_json(state)
+        return change(actions.kill, experiment_id, body, x_abllm_actor)
 
     @router.post("/{experiment_id}/resume")
     def resume(
@@ -86,16 +95,7 @@ def build_admin_router(state_store: StateStore) -> APIRouter:
         x_abllm_actor: str | None = Header(default=None),
     ) -> Any:
         """Undo a kill or pause (also un-pauses arms a guardrail paused)."""
-        try:
-            state = actions.resume(
-                state_store,
-                experiment_id,
-                actor=actor_of(body, x_abllm_actor),
-                reason=body.reason if body else None,
-            )
-        except AbllmError as exc:
-            return _error(exc)
-        return _state_json(state)
+        return change(actions.resume, experiment_id, body, x_abllm_actor)
 
     @router.post("/{experiment_id}/rollout/advance")
     def advance(
@@ -104,17 +104,8 @@ def build_admin_router(state_store: StateStore) -> APIRouter:
         x_abllm_actor: str | None = Header(default=None),
     ) -> Any:
         """One step forward: the next stage, or the winner rollout when ``winner`` is given."""
-        try:
-            state = actions.advance(
-                state_store,
-                experiment_id,
-                actor=actor_of(body, x_abllm_actor),
-                winner=body.winner if body else None,
-                reason=body.reason if body else None,
-            )
-        except AbllmError as exc:
-            return _error(exc)
-        return _state_json(state)
+        winner = body.winner if body else None
+        return change(actions.advance, experiment_id, body, x_abllm_actor, winner=winner)
 
     @router.post("/{experiment_id}/rollout/rollback")
     def rollback(
@@ -123,16 +114,7 @@ def build_admin_router(state_store: StateStore) -> APIRouter:
         x_abllm_actor: str | None = Header(default=None),
     ) -> Any:
         """One step back; automatic advances then wait for a manual advance."""
-        try:
-            state = actions.rollback(
-                state_store,
-                experiment_id,
-                actor=actor_of(body, x_abllm_actor),
-                reason=body.reason if body else None,
-            )
-        except AbllmError as exc:
-            return _error(exc)
-        return _state_json(state)
+        return change(actions.rollback, experiment_id, body, x_abllm_actor)
 
     @router.get("/{experiment_id}/state")
     def get_state(experiment_id: str) -> Any:
