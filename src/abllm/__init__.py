@@ -5,6 +5,7 @@ The names below are the public API; everything else lives in the subpackages nam
 """
 
 from abllm.assign import Assignment, Reason, RuntimeState, assign, assign_many
+from abllm.client import Client
 from abllm.config import Experiment, ExperimentFile, Variant, load_experiments
 from abllm.errors import AbllmError, ConfigError
 
@@ -13,6 +14,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AbllmError",
     "Assignment",
+    "Client",
     "ConfigError",
     "Experiment",
     "ExperimentFile",

@@ -1,19 +1,23 @@
-"""JSON routes: feedback, results, health and Prometheus metrics.
+"""JSON routes: feedback, events, SDK config, results, health and Prometheus metrics.
 
-``POST /v1/feedback`` acknowledges only once the event is durable (``pipeline.submit``), unlike
-the chat hot path, which never waits for the store.
+``POST /v1/feedback`` and ``POST /v1/events`` acknowledge only once the events are durable
+(``pipeline.submit``), unlike the chat hot path, which never waits for the store.
+``GET /v1/config`` gives SDKs (``abllm.Client``) what they need to assign units locally.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from abllm.errors import NotFound, StoreUnavailable
+from abllm.errors import LimitExceeded, NotFound, StoreUnavailable, ValidationError
+from abllm.events import MAX_BATCH_BYTES, Event, parse_batch
 from abllm.server.feedback import build_feedback_event, parse_json_object
-from abllm.telemetry import CONTENT_TYPE_LATEST
+from abllm.state import runtime_json
+from abllm.telemetry import CONTENT_TYPE_LATEST, pseudonymous_id, redact
 
 router = APIRouter()
 
@@ -97,3 +101,87 @@ def results(experiment_id: str, request: Request) -> JSONResponse:
     from abllm.analysis import analyze, result_to_json  # heavy (scipy): load on first use
 
     return JSONResponse(result_to_json(analyze(exp, st.store)))
+
+
+#: The body of ``POST /v1/events`` may hold at most this much JSON (the batch limit, 1 MB, plus
+#: room for the ``{"events": ...}`` wrapper).
+_MAX_EVENTS_BODY = MAX_BATCH_BYTES + 64
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    """The body, refusing it as soon as it grows past ``limit`` (never buffers a huge upload)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise LimitExceeded(
+            f"body: {declared} bytes is over the limit of {MAX_BATCH_BYTES} bytes (1 MB) per batch"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise LimitExceeded(f"body: over the limit of {MAX_BATCH_BYTES} bytes (1 MB) per batch")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_events_body(raw: bytes) -> list[Event]:
+    """A JSON array of events, or ``{"events": [...]}``; 400 naming the field or the limit."""
+    stripped = raw.lstrip()
+    if stripped.startswith(b"["):
+        return parse_batch(raw)  # one pydantic pass over the bytes: the fast path
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError(f"body: not valid JSON ({exc})") from None
+    if not isinstance(body, dict) or not isinstance(body.get("events"), list):
+        raise ValidationError('body: must be a JSON array of events or {"events": [...]}')
+    if set(body) != {"events"}:
+        extra = ", ".join(sorted(k for k in body if k != "events"))
+        raise ValidationError(f"body: unknown key(s) {extra}; only `events` is allowed")
+    return parse_batch(body["events"])
+
+
+def _private(event: Event) -> Event:
+    """PII out before persisting: unit ids become pseudonyms, string attributes are redacted."""
+    unit_id = pseudonymous_id(event.unit_id)
+    attrs = {k: redact(v) if isinstance(v, str) else v for k, v in event.attrs.items()}
+    if unit_id == event.unit_id and attrs == event.attrs:
+        return event
+    return event.model_copy(update={"unit_id": unit_id, "attrs": attrs})
+
+
+@router.post("/v1/events")
+async def ingest_events(request: Request) -> JSONResponse:
+    """Ingest a batch of events (the SDKs' path); 200 only once they are durable.
+
+    Body: a JSON array of events in the event schema, or ``{"events": [...]}``; at most
+    ``MAX_BATCH_EVENTS`` (1,000) events and ``MAX_BATCH_BYTES`` (1 MB). Retrying a batch is safe:
+    ``event_id`` deduplicates. A full spool answers 429 with ``Retry-After``.
+    """
+    st = _state(request)
+    if st.pipeline is None:
+        raise StoreUnavailable("this server has no event store; start it with --store")
+    events = [
+        _private(e) for e in _parse_events_body(await _read_limited(request, _MAX_EVENTS_BODY))
+    ]
+    await st.pipeline.submit(events)
+    return JSONResponse({"accepted": len(events)})
+
+
+@router.get("/v1/config")
+async def sdk_config(request: Request) -> JSONResponse:
+    """The experiments this server runs and their runtime state, for SDKs that assign locally.
+
+    ``{"experiments": [...], "state": {experiment_id: {killed, paused, traffic, weights,
+    paused_variants, winner, winner_percent, version}}}``: the experiments as in the YAML file
+    (``Experiment.model_dump(mode="json")``) and the overrides ``abllm.assign.assign`` applies.
+    """
+    gateway = _state(request).gateway
+    experiments = gateway.config.experiments
+    return JSONResponse(
+        {
+            "experiments": [exp.model_dump(mode="json") for exp in experiments],
+            "state": {exp.id: runtime_json(gateway.state.get(exp.id)) for exp in experiments},
+        }
+    )
