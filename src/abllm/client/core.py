@@ -25,7 +25,7 @@ from abllm.client.sinks import HttpSender, LocalSink, SenderSettings, Sink
 from abllm.client.sync import ConfigSync, Snapshot, StaticSource
 from abllm.config import Experiment, ExperimentFile, load_experiments
 from abllm.errors import ValidationError
-from abllm.events import Event, open_store, parse_event
+from abllm.events import Event, EventStore, open_store, parse_event
 from abllm.telemetry import pseudonymous_id, redact
 
 if TYPE_CHECKING:
@@ -245,6 +245,11 @@ class Client:
     def emit(self, event: Event) -> None:
         """Send one prepared event (buffered; never raises into the caller)."""
         self._sink.emit(event)
+
+    @property
+    def store(self) -> EventStore | None:
+        """The in-process event store (None when events go to a server), e.g. for ``analyze``."""
+        return self._sink.store if isinstance(self._sink, LocalSink) else None
 
     @property
     def dropped_events(self) -> int:

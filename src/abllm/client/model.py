@@ -14,9 +14,10 @@ class ClientSettings:
     ``batch_size``/``flush_interval_s``: a batch of events goes to the server when this many
     wait or this long after the first; ``max_buffer``: events held in memory while the server is
     away (beyond, new events are dropped and counted); ``timeout_s``: per HTTP request;
-    ``max_backoff_s``: longest pause between retries; ``exposure_cache_size``: units whose
-    exposure this process remembers (LRU); ``close_timeout_s``: how long ``close()`` and the
-    exit hook wait for delivery.
+    ``max_backoff_s``: longest pause between retries of a failed request (a ``Retry-After`` is
+    obeyed as given, up to 300 s); ``exposure_cache_size``: units whose exposure this process
+    remembers (LRU); ``close_timeout_s``: how long ``close()`` and the exit hook wait for
+    delivery.
     """
 
     batch_size: int = 500

@@ -24,6 +24,9 @@ from abllm.events import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, Event, EventPipeline
 log = logging.getLogger("abllm.client")
 
 EVENTS_PATH = "/v1/events"
+#: The longest ``Retry-After`` obeyed; a larger value is read as this (a bad header must not
+#: park the sender for hours while the buffer fills).
+MAX_RETRY_AFTER_S = 300.0
 
 
 class Sink(Protocol):
@@ -239,12 +242,17 @@ class HttpSender:
                         answer.body[:500].decode(errors="replace"),
                     )
                     return False
-                wait = answer.retry_after  # 429/503 say when; other 5xx back off
+                # 429/503 say when (honoured as given, up to MAX_RETRY_AFTER_S); others back off
+                wait = (
+                    None
+                    if answer.retry_after is None
+                    else min(answer.retry_after, MAX_RETRY_AFTER_S)
+                )
             if wait is None:  # full jitter keeps many clients from retrying in step
                 wait = random.uniform(backoff / 2, backoff)
                 backoff = min(backoff * 2, self.settings.max_backoff_s)
             self.retries += 1
-            until = time.monotonic() + min(wait, self.settings.max_backoff_s)
+            until = time.monotonic() + wait
             with self._cond:
                 while True:
                     if self._closing and not self._urgent:
