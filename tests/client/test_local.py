@@ -142,3 +142,23 @@ def test_bad_arguments(tmp_path: Path) -> None:
         Client(tmp_path / "missing.yaml")
     with pytest.raises(ValidationError, match="server_url"):
         Client(server_url="ftp://example.com")
+
+
+def test_sticky_assigner_keeps_units_when_weights_move(
+    config: ExperimentFile, tmp_path: Path
+) -> None:
+    from abllm.assign.sticky import MemoryStickyStore, StickyAssigner
+
+    view = InMemoryStateView()
+    sticky = StickyAssigner(MemoryStickyStore())
+    with Client(
+        config, store="duckdb:///:memory:", spool_dir=tmp_path / "s", state=view, assigner=sticky
+    ) as c:
+        units = [f"user-{i}" for i in range(200)]
+        first = {u: c.assign("exp_tone", u).variant_id for u in units}
+        moved = RuntimeState(weights={"control": 1, "warm": 99}, version=2)
+        view.set("exp_tone", moved)
+        exp = config.get("exp_tone")
+        pure = {u: assign(exp, u, state=moved).variant_id for u in units}
+        assert pure != first  # the weights move units under pure hashing ...
+        assert {u: c.assign("exp_tone", u).variant_id for u in units} == first  # ... not here

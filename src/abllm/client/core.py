@@ -30,7 +30,7 @@ from abllm.telemetry import pseudonymous_id, redact
 
 if TYPE_CHECKING:
     from abllm.client.openai_wrap import OpenAIWrapper
-    from abllm.gateway import StateReader
+    from abllm.gateway import Assigner, StateReader
 
 log = logging.getLogger("abllm.client")
 
@@ -59,6 +59,8 @@ class Client:
     ``./abllm-data/events.duckdb``) through an in-process pipeline that spools to ``spool_dir``
     while the store is down. ``state`` (``abllm.state.StateView`` or any ``StateReader``) adds
     runtime state to a file config. ``api_key`` is sent as ``Authorization: Bearer``.
+    ``assigner`` replaces the pure ``assign``: ``StickyAssigner(open_sticky(url))`` over the
+    server's sticky store keeps units on the variant the gateway gave them while weights move.
     """
 
     def __init__(
@@ -71,9 +73,11 @@ class Client:
         refresh_s: float = 30.0,
         spool_dir: str | os.PathLike[str] | None = None,
         state: StateReader | None = None,
+        assigner: Assigner | None = None,
         settings: ClientSettings | None = None,
     ) -> None:
         self.settings = settings or ClientSettings()
+        self._assigner = assigner
         file = _load(config)
         headers = {"User-Agent": "abllm-python"}
         if api_key:
@@ -153,13 +157,26 @@ class Client:
         """
         snap = self._source.snapshot
         exp = snap.experiment(experiment_id)
-        a = assign(exp, unit_id, attributes, None, snap.state(exp.id))
-        self._serve(exp, a, unit_id, None)
-        return a
+        return self._serve(snap, exp, unit_id, attributes, None)
 
-    def _serve(self, exp: Experiment, a: Assignment, unit_id: str, trace_id: str | None) -> str:
-        """Remember what the unit got; emit its exposure the first time. Returns the trace id."""
-        trace = trace_id or os.urandom(16).hex()
+    def _assign(
+        self, snap: Snapshot, exp: Experiment, unit_id: str, attributes: Mapping[str, Any] | None
+    ) -> Assignment:
+        state = snap.state(exp.id)
+        if self._assigner is None:
+            return assign(exp, unit_id, attributes, None, state)
+        return self._assigner.assign(exp, unit_id, attributes, None, state)
+
+    def _serve(
+        self,
+        snap: Snapshot,
+        exp: Experiment,
+        unit_id: str,
+        attributes: Mapping[str, Any] | None,
+        trace_id: str | None,
+    ) -> Assignment:
+        """Assign; remember what the unit got; emit its exposure the first time."""
+        a = self._assign(snap, exp, unit_id, attributes)
         served = Served(exp.id, exp.version, a.variant_id, counted(a))
         key = (exp.id, exp.version, unit_id)
         with self._lock:
@@ -176,8 +193,9 @@ class Client:
             # The gateway's builder (loaded on first use: ``import abllm`` stays light).
             from abllm.gateway.measure import exposure_event
 
+            trace = trace_id or os.urandom(16).hex()
             self.emit(exposure_event(exp, a.variant_id, unit_id, trace, str(a.reason)))
-        return trace
+        return a
 
     # -- events -------------------------------------------------------------------------------
     def track(
@@ -238,8 +256,7 @@ class Client:
             known = self._served.get((exp.id, exp.version, unit_id))
         if known is not None:
             return known
-        snap = self._source.snapshot
-        a = assign(exp, unit_id, None, None, snap.state(exp.id))
+        a = self._assign(self._source.snapshot, exp, unit_id, None)
         return Served(exp.id, exp.version, a.variant_id, counted(a))
 
     def emit(self, event: Event) -> None:

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import openai
 
-from abllm.assign import assign
 from abllm.client.model import LastCall
 from abllm.client.model import counted as is_counted
 from abllm.config import Experiment, LLMConfig
@@ -231,8 +230,7 @@ def prepare(client: Client, kwargs: dict[str, Any], accepted: frozenset[str] | N
         variant, variant_id, reason = exp.control, None, "anonymous"
     else:
         attrs = attributes_from(headers, call.user) if exp.targeting else None
-        a = assign(exp, unit, attrs, None, snap.state(exp.id))
-        client._serve(exp, a, unit, trace_id)
+        a = client._serve(snap, exp, unit, attrs, trace_id)
         variant, variant_id, reason = exp.variant(a.served_variant_id), a.variant_id, str(a.reason)
         counted = is_counted(a)
     llm = variant.llm

@@ -21,7 +21,7 @@ import orjson
 from abllm.assign import RuntimeState
 from abllm.client.http import Unreachable, request
 from abllm.config import Experiment, ExperimentFile, parse_experiments
-from abllm.errors import AbllmError, NotFound, StoreUnavailable
+from abllm.errors import NotFound, StoreUnavailable
 
 if TYPE_CHECKING:
     from abllm.gateway import StateReader
@@ -42,6 +42,7 @@ class Snapshot:
     config: ExperimentFile
     states: Mapping[str, RuntimeState] = field(default_factory=dict)
     by_name: Mapping[str, Experiment] = field(default_factory=dict)
+    reader: StateReader | None = None  # live state (a file config with a StateView)
 
     @classmethod
     def build(cls, config: ExperimentFile, states: Mapping[str, RuntimeState]) -> Snapshot:
@@ -66,6 +67,8 @@ class Snapshot:
 
     def state(self, experiment_id: str) -> RuntimeState:
         """The runtime overrides for ``experiment_id`` (defaults when none are known)."""
+        if self.reader is not None:
+            return self.reader.get(experiment_id)
         return self.states.get(experiment_id, _DEFAULT_STATE)
 
 
@@ -90,17 +93,13 @@ class StaticSource:
     """A fixed experiment file, with runtime state from an optional reader (``StateView``)."""
 
     def __init__(self, config: ExperimentFile, state: StateReader | None = None) -> None:
-        self._snapshot = Snapshot.build(config, {})
-        self._state = state
+        built = Snapshot.build(config, {})
+        self._snapshot = Snapshot(built.config, {}, built.by_name, state)
 
     @property
     def snapshot(self) -> Snapshot:
         """The file, with the reader's current state when there is one."""
-        if self._state is None:
-            return self._snapshot
-        reader = self._state
-        states = {exp.id: reader.get(exp.id) for exp in self._snapshot.config.experiments}
-        return Snapshot(self._snapshot.config, states, self._snapshot.by_name)
+        return self._snapshot
 
     def refresh(self) -> bool:
         """Nothing to fetch."""
@@ -165,7 +164,7 @@ class ConfigSync:
             if not answer.ok:
                 raise Unreachable(f"GET {self.url}: HTTP {answer.status}")
             self._install(answer.body)
-        except (Unreachable, AbllmError, ValueError, TypeError, KeyError) as exc:
+        except Exception as exc:  # the sync thread must outlive any bad answer
             if self.last_error is None:
                 log.warning("abllm config sync failed (%s); keeping the last good config", exc)
             self.last_error = str(exc)
