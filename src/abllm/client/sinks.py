@@ -29,6 +29,12 @@ EVENTS_PATH = "/v1/events"
 MAX_RETRY_AFTER_S = 300.0
 
 
+def _log_dropped(count: int, why: str) -> None:
+    """Warn on the 1st, 100th, 10,000th and every 100,000th drop: visible, never a flood."""
+    if count in (1, 100, 10_000) or count % 100_000 == 0:
+        log.warning("abllm event dropped (%s): %d dropped so far", why, count)
+
+
 class Sink(Protocol):
     """What the client sends events to."""
 
@@ -61,7 +67,7 @@ class LocalSink:
             self.pipeline.emit(event)
         except AbllmError as exc:  # Backpressure (spool full) or an event over the size limit
             self.dropped += 1
-            log.warning("abllm event dropped: %s", exc.message)
+            _log_dropped(self.dropped, exc.message)
 
     def flush(self, timeout: float | None) -> bool:
         """Wait until the pipeline made everything durable."""
@@ -128,12 +134,7 @@ class HttpSender:
         with self._cond:
             if self._closing or len(self._queue) >= self.settings.max_buffer:
                 self.dropped += 1
-                if self.dropped in (1, 100, 10_000) or self.dropped % 100_000 == 0:
-                    log.warning(
-                        "abllm event buffer full (max_buffer %d): %d events dropped so far",
-                        self.settings.max_buffer,
-                        self.dropped,
-                    )
+                _log_dropped(self.dropped, f"buffer full (max_buffer {self.settings.max_buffer})")
                 return
             self._queue.append(event)
             self._seq_in += 1
