@@ -44,12 +44,12 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Serve the OpenAI-compatible gateway (POST /v1/chat/completions) and the API."""
+        from abllm.assign.sticky import StickyAssigner
         from abllm.events import open_store
         from abllm.gateway import GatewaySettings
         from abllm.rollout import register_experiments
         from abllm.server import create_app
         from abllm.server import serve as run
-        from abllm.assign.sticky import StickyAssigner
         from abllm.state import StateView, open_state
         from abllm.state.sticky import open_sticky
 
