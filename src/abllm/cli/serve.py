@@ -32,6 +32,11 @@ def register(app: typer.Typer) -> None:
             "--spool-dir",
             help="where events wait while the store is down",
         ),
+        api_key: list[str] = typer.Option(
+            [],
+            "--api-key",
+            help="require this key on /v1/ routes (repeatable; also $ABLLM_API_KEYS)",
+        ),
         sticky: bool = typer.Option(
             True,
             "--sticky/--no-sticky",
@@ -50,6 +55,7 @@ def register(app: typer.Typer) -> None:
         from abllm.rollout import register_experiments
         from abllm.server import create_app
         from abllm.server import serve as run
+        from abllm.server.auth import keys_from_env
         from abllm.state import StateView, open_state
         from abllm.state.sticky import open_sticky
 
@@ -78,6 +84,7 @@ def register(app: typer.Typer) -> None:
                     state=view,
                     state_store=state_store,
                     assigner=assigner,
+                    api_keys=keys_from_env(api_key),
                     settings=GatewaySettings(default_experiment=default_experiment),
                     spool_dir=spool_dir,
                 )

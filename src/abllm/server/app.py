@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +34,7 @@ from abllm.gateway import (
 from abllm.gateway.asgi import Receive, Scope, Send
 from abllm.providers import ProviderRegistry
 from abllm.server.admin import build_admin_router
+from abllm.server.auth import ApiKeyCheck
 from abllm.server.routes import router
 from abllm.state import StateStore
 from abllm.telemetry import GatewayMetrics
@@ -45,8 +46,12 @@ class AbllmApp(FastAPI):
     """FastAPI, with ``POST /v1/chat/completions`` answered before the middleware stack."""
 
     hot_path: ChatCompletionsEndpoint | None = None
+    auth: ApiKeyCheck = ApiKeyCheck(())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self.auth.allows(scope):
+            await self.auth.reject(scope, receive, send)
+            return
         hot = self.hot_path
         if (
             hot is not None
@@ -98,6 +103,7 @@ def create_app(
     spool_dir: str | os.PathLike[str] | None = None,
     state_store: StateStore | None = None,
     assigner: Assigner | None = None,
+    api_keys: Sequence[str] = (),
 ) -> AbllmApp:
     """Build the app for ``config``.
 
@@ -107,7 +113,8 @@ def create_app(
     :class:`ProviderRegistry` and an in-memory state view; the app closes only what it made.
     ``assigner`` replaces the pure ``assign`` (e.g. ``StickyAssigner(open_sticky(url))``).
     ``state_store`` (an ``abllm.state.StateStore``) adds the admin routes of
-    :mod:`abllm.server.admin`; pass its ``StateView`` as ``state``.
+    :mod:`abllm.server.admin`; pass its ``StateView`` as ``state``. ``api_keys`` (non-empty)
+    makes every ``/v1/`` route require one of them (:mod:`abllm.server.auth`).
     """
     owns_pipeline = pipeline is None and store is not None
     if owns_pipeline and store is not None:
@@ -160,4 +167,5 @@ def create_app(
         return error_response(exc)
 
     app.hot_path = ChatCompletionsEndpoint(gateway)
+    app.auth = ApiKeyCheck(api_keys)
     return app
