@@ -380,6 +380,11 @@ def run_litellm(
     up_port: int, up_pid: int, tmp: Path, args: argparse.Namespace, results: list[dict]
 ) -> dict:
     exe = find_litellm()
+    if exe is None and args.install_litellm:
+        failure = install_litellm()
+        if failure:
+            return {"available": False, "reason": failure}
+        exe = find_litellm()
     if exe is None:
         return {
             "available": False,
