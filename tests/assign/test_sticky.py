@@ -171,3 +171,40 @@ def test_missing_unit_without_fallback_is_a_clear_error() -> None:
 
     with pytest.raises(ValidationError, match="no user id"):
         StickyAssigner(MemoryStickyStore()).assign(_experiment(), None)
+
+
+def test_selective_sticky_only_where_weights_can_move() -> None:
+    from abllm.assign import RuntimeState, assign
+    from abllm.assign.sticky import (
+        MemoryStickyStore,
+        SelectiveStickyAssigner,
+        StickyAssigner,
+        weights_can_move,
+    )
+    from abllm.config import Experiment
+
+    arms = [
+        {"id": "a", "control": True, "llm": {"model": "m"}},
+        {"id": "b", "llm": {"model": "m"}},
+    ]
+    plain = Experiment.model_validate({"id": "plain", "variants": arms})
+    staged = Experiment.model_validate(
+        {
+            "id": "staged",
+            "variants": arms,
+            "rollout": {
+                "stages": [{"weights": {"a": 80, "b": 20}}, {"weights": {"a": 50, "b": 50}}]
+            },
+        }
+    )
+    assert not weights_can_move(plain) and weights_can_move(staged)
+    store = MemoryStickyStore()
+    chooser = SelectiveStickyAssigner(StickyAssigner(store))
+    first = RuntimeState(weights={"a": 80, "b": 20})
+    moved = RuntimeState(weights={"a": 0, "b": 1})
+    units = [f"u{i}" for i in range(300)]
+    before = {u: chooser.assign(staged, u, state=first).variant_id for u in units}
+    after = {u: chooser.assign(staged, u, state=moved).variant_id for u in units}
+    assert before == after  # sticky: the weight change moved nobody
+    for u in units[:50]:  # plain experiment: the pure function, nothing stored
+        assert chooser.assign(plain, u, state=moved) == assign(plain, u, state=moved)

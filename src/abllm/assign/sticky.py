@@ -189,3 +189,41 @@ class StickyAssigner:
             variant[rows] = np.where(blocked, -1, values)
             reason[rows] = np.where(blocked, _CODES[Reason.VARIANT_PAUSED], assigned)
         return AssignmentBatch(experiment, batch.variant_ids, variant, reason, batch.bucket)
+
+
+def weights_can_move(experiment: Experiment) -> bool:
+    """Whether a unit could change arms without stickiness.
+
+    Traffic ramps never move units (coverage only adds), so only per-arm weight stages, a
+    bandit (which moves weights), or an anonymous → logged-in fallback need a sticky store.
+    """
+    stages = experiment.rollout.stages if experiment.rollout else []
+    return (
+        experiment.bandit is not None
+        or experiment.fallback_unit is not None
+        or any(stage.weights is not None for stage in stages)
+    )
+
+
+class SelectiveStickyAssigner:
+    """Sticky only where it matters (:func:`weights_can_move`); pure hashing elsewhere.
+
+    A sticky lookup costs a store round trip per new unit; experiments whose weights never move
+    keep the pure function's speed with the same answers.
+    """
+
+    def __init__(self, sticky: StickyAssigner) -> None:
+        self.sticky = sticky
+
+    def assign(
+        self,
+        experiment: Experiment,
+        unit_id: str,
+        attributes: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+        state: RuntimeState | None = None,
+    ) -> Assignment:
+        """Assign one unit, through the sticky store when the experiment's weights can move."""
+        if weights_can_move(experiment):
+            return self.sticky.assign(experiment, unit_id, attributes, now, state)
+        return assign(experiment, unit_id, attributes, now, state)

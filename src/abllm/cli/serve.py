@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from abllm.cli.common import console, fail, load_config
-from abllm.errors import AbllmError
+from abllm.errors import AbllmError, ValidationError
 
 
 def register(app: typer.Typer) -> None:
@@ -37,10 +37,11 @@ def register(app: typer.Typer) -> None:
             "--api-key",
             help="require this key on /v1/ routes (repeatable; also $ABLLM_API_KEYS)",
         ),
-        sticky: bool = typer.Option(
-            True,
-            "--sticky/--no-sticky",
-            help="keep each unit's first variant when weights change (stored beside the state)",
+        sticky: str = typer.Option(
+            "auto",
+            "--sticky",
+            help="keep units' first variant when weights move: auto (experiments with weight "
+            "stages, a bandit or a fallback unit), always or never",
         ),
         state: str | None = typer.Option(
             None,
@@ -49,7 +50,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Serve the OpenAI-compatible gateway (POST /v1/chat/completions) and the API."""
-        from abllm.assign.sticky import StickyAssigner
+        from abllm.assign.sticky import SelectiveStickyAssigner, StickyAssigner
         from abllm.events import open_store
         from abllm.gateway import GatewaySettings
         from abllm.rollout import register_experiments
@@ -73,11 +74,15 @@ def register(app: typer.Typer) -> None:
                 register_experiments(state_store, experiments.experiments, actor="abllm serve")
                 view = StateView(state_store).start()
                 opened.callback(view.close)
-                assigner = None
-                if sticky:
+                assigner: StickyAssigner | SelectiveStickyAssigner | None = None
+                if sticky not in ("auto", "always", "never"):
+                    raise ValidationError(f"--sticky {sticky!r}: use auto, always or never")
+                if sticky != "never":
                     sticky_store = open_sticky(state, store_url=store)
                     opened.callback(sticky_store.close)
                     assigner = StickyAssigner(sticky_store)
+                    if sticky == "auto":
+                        assigner = SelectiveStickyAssigner(assigner)
                 app = create_app(
                     experiments,
                     event_store,
