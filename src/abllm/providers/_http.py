@@ -23,6 +23,8 @@ from dataclasses import replace
 from typing import Any
 
 import aiohttp
+import orjson
+from aiohttp.payload import BytesPayload
 
 from abllm.config.llm import LLMConfig
 from abllm.errors import ProviderError
@@ -134,32 +136,73 @@ def bad_response(provider: str, model: str, what: str) -> UpstreamError:
 
 
 async def sse_events(content: aiohttp.StreamReader) -> AsyncIterator[tuple[str, str]]:
-    """Server-sent events as ``(event, data)`` pairs (WHATWG SSE: ``data:`` lines joined by \\n)."""
+    """Server-sent events as ``(event, data)`` pairs (WHATWG SSE: ``data:`` lines joined by \\n).
+
+    Reads whatever the socket has (``iter_any``) and splits it into lines here: a 12-event
+    stream usually arrives in one or two reads, and reading it line by line through
+    ``StreamReader.readline`` costs an awaited call per line (≈ 200 µs a stream). Lines end at
+    ``\\n`` (a trailing ``\\r`` is dropped), as with ``readline``.
+    """
     event = ""
     data: list[str] = []
-    async for raw in content:
-        line = raw.decode("utf-8").rstrip("\r\n")
-        if not line:
-            if data:
-                yield event or "message", "\n".join(data)
-            event, data = "", []
+    rest = b""
+    async for block in content.iter_any():
+        if b"\n" not in block:
+            rest += block
             continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "data":
-            data.append(value)
-        elif name == "event":
-            event = value
+        lines = (rest + block).split(b"\n")
+        rest = lines.pop()
+        for raw in lines:
+            line = raw.decode("utf-8").rstrip("\r")
+            if not line:
+                if data:
+                    yield event or "message", "\n".join(data)
+                event, data = "", []
+                continue
+            if line[0] == ":":
+                continue
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "data":
+                data.append(value)
+            elif name == "event":
+                event = value
+    if rest:
+        line = rest.decode("utf-8").rstrip("\r\n")
+        if line and line[0] != ":":
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "data":
+                data.append(value)
+            elif name == "event":
+                event = value
     if data:
         yield event or "message", "\n".join(data)
+
+
+def loads(raw: bytes | str) -> Any:
+    """``json.loads`` through orjson (≈ 3x faster); what orjson refuses (NaN, Infinity) goes
+    through ``json`` so the answers accepted are the same. One difference: an integer over 64
+    bits reads as a float (the gateway's orjson encoder could not send it back anyway)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+
+
+def dumps(body: dict[str, Any]) -> bytes:
+    """``json.dumps`` through orjson; ``json`` for what orjson cannot encode (non-str keys,
+    integers over 64 bits)."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return json.dumps(body).encode()
 
 
 def loads_object(provider: str, model: str, raw: bytes | str) -> dict[str, Any]:
     """Parse a JSON object or raise ``bad_response``."""
     try:
-        data = json.loads(raw)
+        data = loads(raw)
     except ValueError:
         raise bad_response(provider, model, "body is not valid JSON") from None
     if not isinstance(data, dict):
@@ -213,7 +256,8 @@ class HTTPProvider(ABC):
     def _post(
         self, req: ChatRequest, key: str | None, timeout_s: float
     ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
-        payload = json.dumps(self.body(req)).encode()
+        # A ready BytesPayload skips aiohttp's payload-registry lookup for bytes.
+        payload = BytesPayload(dumps(self.body(req)), content_type="application/json")
         return self.session().post(
             self.url(),
             data=payload,
@@ -224,7 +268,8 @@ class HTTPProvider(ABC):
     async def complete(self, req: ChatRequest, llm: LLMConfig, timeout_s: float) -> ChatResponse:
         """One non-streaming call; see :class:`abllm.providers.Provider`."""
         key = api_key(llm)
-        req = replace(req, stream=False)
+        if req.stream:
+            req = replace(req, stream=False)
         try:
             async with self._post(req, key, timeout_s) as resp:
                 raw = await resp.read()
@@ -247,7 +292,8 @@ class HTTPProvider(ABC):
     ) -> AsyncIterator[StreamChunk]:
         """One streaming call; see :class:`abllm.providers.Provider`."""
         key = api_key(llm)
-        req = replace(req, stream=True)
+        if not req.stream:
+            req = replace(req, stream=True)
         try:
             async with self._post(req, key, timeout_s) as resp:
                 if resp.status >= 400:

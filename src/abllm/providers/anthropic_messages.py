@@ -7,13 +7,12 @@ end with ``message_stop``; one that stops before it was cut (``connection``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 
-from abllm.providers._http import HTTPProvider, UpstreamError, bad_response, sse_events
+from abllm.providers._http import HTTPProvider, UpstreamError, bad_response, loads, sse_events
 from abllm.providers.anthropic_format import (
     ANTHROPIC_VERSION,
     DEFAULT_MAX_TOKENS,
@@ -74,7 +73,7 @@ class AnthropicProvider(HTTPProvider):
         translator = StreamTranslator(req.model)
         async for event, data in sse_events(resp.content):
             try:
-                payload = json.loads(data)
+                payload = loads(data)
             except ValueError:
                 raise bad_response(self.name, req.model, "stream event is not valid JSON") from None
             if not isinstance(payload, dict):

@@ -9,7 +9,6 @@ was cut (``connection``).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,7 +16,14 @@ from typing import Any
 import aiohttp
 
 from abllm.errors import ProviderError
-from abllm.providers._http import HTTPProvider, UpstreamError, bad_response, redact, sse_events
+from abllm.providers._http import (
+    HTTPProvider,
+    UpstreamError,
+    bad_response,
+    loads,
+    redact,
+    sse_events,
+)
 from abllm.providers.base import ChatRequest, ChatResponse, StreamChunk
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -68,7 +74,7 @@ class OpenAIProvider(HTTPProvider):
             if data == "[DONE]":
                 return
             try:
-                chunk = json.loads(data)
+                chunk = loads(data)
             except ValueError:
                 raise bad_response(self.name, req.model, "stream chunk is not valid JSON") from None
             if not isinstance(chunk, dict):
