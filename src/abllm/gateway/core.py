@@ -14,6 +14,7 @@ half of the time budget, so a hung treatment still leaves the control time to an
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -27,7 +28,6 @@ from abllm.assign import Assignment, RuntimeState, assign
 from abllm.config import Experiment, ExperimentFile, LLMConfig
 from abllm.errors import Backpressure, ProviderError
 from abllm.events import Event
-from abllm.gateway.ids import random_hex
 from abllm.gateway.measure import CallRecord, exposure_event, llm_call_event
 from abllm.gateway.model import (
     Assigner,
@@ -105,7 +105,7 @@ class Gateway:
         trace_id = (
             trace_id_from_traceparent(headers.get("traceparent"))
             or headers.get(HEADER_TRACE)
-            or random_hex()
+            or os.urandom(16).hex()
         )
         unit = unit_id_for(exp, call.user, headers)
         started = time.monotonic()
