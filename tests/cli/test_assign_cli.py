@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from abllm.assign import assign
@@ -77,3 +78,30 @@ def test_assign_units_file_streams_in_order(tmp_path: Path) -> None:
             a.bucket,
             a.in_experiment,
         )
+
+
+def test_main_turns_escaping_errors_into_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from abllm.cli import main as entry
+    from abllm.errors import StoreUnavailable
+
+    def boom() -> None:
+        raise StoreUnavailable("store down")
+
+    monkeypatch.setattr(entry, "app", boom)
+    with pytest.raises(SystemExit) as exit_info:
+        entry.main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: store_unavailable: store down" in err and "Traceback" not in err
+
+    def bug() -> None:
+        raise RuntimeError("oops")
+
+    monkeypatch.setattr(entry, "app", bug)
+    monkeypatch.delenv("ABLLM_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        entry.main()
+    assert exit_info.value.code == 1
+    assert "error: internal: RuntimeError: oops" in capsys.readouterr().err
