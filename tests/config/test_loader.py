@@ -158,3 +158,12 @@ def test_full_shape_fields() -> None:
     assert exp.decision.alpha == 0.01
     assert len(exp.targeting) == 6
     assert exp.forced == {"qa-user": "treatment"}
+
+
+def test_direction_defaults_to_decrease_for_cost_like_fields() -> None:
+    from abllm.config import Metric
+
+    p95 = Metric(name="p95", type="quantile", quantile=0.95, event="llm_call", field="latency_ms")
+    assert p95.direction == "decrease"
+    assert Metric(name="rating", field="rating").direction == "increase"
+    assert Metric(name="odd", field="latency_ms", direction="increase").direction == "increase"

@@ -8,6 +8,7 @@ Used by ``abllm analyze`` and by the demo.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from rich.console import Console
 from rich.markup import escape
@@ -188,6 +189,8 @@ def print_result(result: ExperimentResult, console: Console) -> None:
         console.print(f"- units still needed per arm: {rec.units_needed:,}", highlight=False)
     held = result.holdback
     if held is not None:
-        table = metrics_table(held)
+        # Configured metrics and the error rate: the long-term view, not every built-in again.
+        kept = {k: m for k, m in held.metrics.items() if not m.builtin or k == "error_rate"}
+        table = metrics_table(replace(held, metrics=kept))
         table.title = "Holdback: held-back units vs everyone exposed (long-term effect)"
         console.print(table)

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 EventType = Literal["exposure", "llm_call", "feedback", "outcome"]
+
+#: Fields whose metrics default to ``direction: decrease`` when the config does not say.
+LOWER_IS_BETTER = frozenset(
+    {
+        "latency_ms",
+        "ttft_ms",
+        "cost_usd",
+        "input_tokens",
+        "output_tokens",
+        "error",
+        "edit_distance",
+        "retried",
+        "abandoned",
+        "fallback",
+    }
+)
 
 
 class Metric(BaseModel):
@@ -41,6 +57,18 @@ class Metric(BaseModel):
         default=False,
         description="count exposed units without data as 0 (a failure for proportions)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_direction(cls, data: Any) -> Any:
+        """Latency, cost, tokens, errors, edits, retries and abandons are better when lower."""
+        if (
+            isinstance(data, dict)
+            and "direction" not in data
+            and data.get("field") in LOWER_IS_BETTER
+        ):
+            return {**data, "direction": "decrease"}
+        return data
 
     @model_validator(mode="after")
     def _check_type_fields(self) -> Metric:
