@@ -116,18 +116,7 @@ class EmbeddedStateStore(BaseStateStore):
                 "WHERE experiment_id = ? ORDER BY id DESC LIMIT ?",
                 (experiment_id, limit),
             ).fetchall()
-        return [
-            AuditEntry(
-                experiment_id=experiment_id,
-                version=version,
-                ts=ts,
-                actor=actor,
-                action=action,
-                reason=reason,
-                changes=json.loads(changes),
-            )
-            for version, ts, actor, action, reason, changes in reversed(rows)
-        ]
+        return AuditEntry.from_rows(experiment_id, rows)
 
     def _write(self, expected_version: int, state: ExperimentState, entry: AuditEntry) -> bool:
         eid = state.experiment_id

@@ -9,7 +9,8 @@ why), so "why did 10 % of users get the new prompt on Tuesday?" has an answer.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -181,6 +182,25 @@ class AuditEntry(BaseModel):
     def to_json(self) -> dict[str, Any]:
         """JSON shape of one row of ``GET .../audit``."""
         return self.model_dump(mode="json")
+
+    @classmethod
+    def from_rows(cls, experiment_id: str, rows: Sequence[Sequence[Any]]) -> list[AuditEntry]:
+        """Entries, oldest first, from SQL audit rows read newest first.
+
+        Each row is ``(version, ts, actor, action, reason, changes)``; ``changes`` is JSON text.
+        """
+        return [
+            cls(
+                experiment_id=experiment_id,
+                version=version,
+                ts=ts,
+                actor=actor,
+                action=action,
+                reason=reason,
+                changes=json.loads(changes),
+            )
+            for version, ts, actor, action, reason, changes in reversed(rows)
+        ]
 
 
 @dataclass(frozen=True)

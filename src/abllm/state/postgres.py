@@ -173,18 +173,7 @@ class PostgresStateStore(BaseStateStore):
 
     def audit(self, experiment_id: str, limit: int = 100) -> list[AuditEntry]:
         rows = self._rows(self.q.audit, (experiment_id, limit))
-        return [
-            AuditEntry(
-                experiment_id=experiment_id,
-                version=version,
-                ts=ts,
-                actor=actor,
-                action=action,
-                reason=reason,
-                changes=json.loads(changes),
-            )
-            for version, ts, actor, action, reason, changes in reversed(rows)
-        ]
+        return AuditEntry.from_rows(experiment_id, rows)
 
     def _write(self, expected_version: int, state: ExperimentState, entry: AuditEntry) -> bool:
         return self.db.run(lambda conn: self._write_tx(conn, expected_version, state, entry))
