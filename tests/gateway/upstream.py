@@ -18,6 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
+from openai_wire import completion, sse_events
+
 USAGE_OPENAI = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
 USAGE_ANTHROPIC = {"input_tokens": 12, "output_tokens": 6}
 CHUNK_GAP_S = 0.003
@@ -147,35 +149,9 @@ class Upstream:
         if not body.get("stream"):
             if mode == "drop":
                 return await self._drop_body(request)
-            return web.json_response(
-                {
-                    "id": "chatcmpl-1",
-                    "object": "chat.completion",
-                    "created": 1,
-                    "model": body["model"],
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": text},
-                            "finish_reason": "stop",
-                        }
-                    ],
-                    "usage": USAGE_OPENAI,
-                }
-            )
-        base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1}
-        base["model"] = body["model"]
-
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-            choice = {"index": 0, "delta": delta, "finish_reason": finish}
-            return f"data: {json.dumps({**base, 'choices': [choice]})}\n\n".encode()
-
-        events = [chunk({"role": "assistant", "content": ""})]
-        events += [chunk({"content": text[i : i + 5]}) for i in range(0, len(text), 5)]
-        events.append(chunk({}, "stop"))
-        if (body.get("stream_options") or {}).get("include_usage"):
-            usage_chunk = {**base, "choices": [], "usage": USAGE_OPENAI}
-            events.append(f"data: {json.dumps(usage_chunk)}\n\n".encode())
+            return web.json_response(completion(body["model"], text, USAGE_OPENAI))
+        include = bool((body.get("stream_options") or {}).get("include_usage"))
+        events = sse_events(body["model"], text, USAGE_OPENAI, step=5, include_usage=include)
         if mode == "malformed_chunk":
             events.insert(3, b"data: {oops\n\n")
         events.append(b"data: [DONE]\n\n")

@@ -16,6 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
+from openai_wire import completion, sse_events
+
 
 @dataclass
 class Seen:
@@ -128,36 +130,9 @@ class FakeUpstream:
         if not body.get("stream") or mode == "json_for_stream":
             if mode == "drop":
                 return await self._drop(request, b'{"id": "chatcmpl-1", "choi')
-            return web.json_response(
-                {
-                    "id": "chatcmpl-1",
-                    "object": "chat.completion",
-                    "created": 1,
-                    "model": body["model"],
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": text},
-                            "finish_reason": "stop",
-                        }
-                    ],
-                    "usage": usage,
-                }
-            )
-        base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1}
-        base["model"] = body["model"]
-
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-            choice = {"index": 0, "delta": delta, "finish_reason": finish}
-            return f"data: {json.dumps({**base, 'choices': [choice]})}\n\n".encode()
-
-        events = [chunk({"role": "assistant", "content": ""})]
-        events += [chunk({"content": text[i : i + 4]}) for i in range(0, len(text), 4)]
-        events.append(chunk({}, "stop"))
-        if (body.get("stream_options") or {}).get("include_usage"):
-            events.append(
-                f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n".encode()
-            )
+            return web.json_response(completion(body["model"], text, usage))
+        include = bool((body.get("stream_options") or {}).get("include_usage"))
+        events = sse_events(body["model"], text, usage, step=4, include_usage=include)
         if mode == "malformed_chunk":
             events.insert(2, b"data: {oops\n\n")
         if mode == "error_event":
