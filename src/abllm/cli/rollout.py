@@ -10,9 +10,10 @@ from __future__ import annotations
 import getpass
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -96,6 +97,25 @@ def _show(state: ExperimentState, as_json: bool, headline: str | None = None) ->
         )
 
 
+def _change(
+    store: str | None,
+    state: str | None,
+    action: Callable[..., ExperimentState],
+    experiment_id: str,
+    actor: str | None,
+    headline: str,
+    as_json: bool,
+    **kwargs: Any,
+) -> None:
+    """Apply one state action by hand and show the new state; errors end as one line."""
+    with _open(store, state) as backend:
+        try:
+            new = action(backend, experiment_id, actor=actor or default_actor(), **kwargs)
+        except AbllmError as exc:
+            fail(exc)
+        _show(new, as_json, headline)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``kill``, ``resume`` and the ``rollout`` group."""
 
@@ -111,12 +131,8 @@ def register(app: typer.Typer) -> None:
         """Kill switch: every process serves control for EXPERIMENT within a second."""
         from abllm.rollout import kill as do_kill
 
-        with _open(store, state) as backend:
-            try:
-                new = do_kill(backend, experiment, actor=actor or default_actor(), reason=reason)
-            except AbllmError as exc:
-                fail(exc)
-            _show(new, as_json, f"killed {experiment}: every process now serves control")
+        headline = f"killed {experiment}: every process now serves control"
+        _change(store, state, do_kill, experiment, actor, headline, as_json, reason=reason)
 
     @app.command()
     def resume(
@@ -130,12 +146,8 @@ def register(app: typer.Typer) -> None:
         """Undo a kill or pause (also un-pauses arms a guardrail paused)."""
         from abllm.rollout import resume as do_resume
 
-        with _open(store, state) as backend:
-            try:
-                new = do_resume(backend, experiment, actor=actor or default_actor(), reason=reason)
-            except AbllmError as exc:
-                fail(exc)
-            _show(new, as_json, f"resumed {experiment}")
+        headline = f"resumed {experiment}"
+        _change(store, state, do_resume, experiment, actor, headline, as_json, reason=reason)
 
     rollout_app = typer.Typer(
         name="rollout", help="Show and move an experiment's rollout stage.", no_args_is_help=True
@@ -190,19 +202,18 @@ def register(app: typer.Typer) -> None:
         from abllm.rollout import advance as do_advance
 
         definition = _config_experiment(config, experiment)
-        with _open(store, state) as backend:
-            try:
-                new = do_advance(
-                    backend,
-                    experiment,
-                    actor=actor or default_actor(),
-                    winner=winner,
-                    reason=reason,
-                    experiment=definition,
-                )
-            except AbllmError as exc:
-                fail(exc)
-            _show(new, as_json, f"advanced {experiment}")
+        _change(
+            store,
+            state,
+            do_advance,
+            experiment,
+            actor,
+            f"advanced {experiment}",
+            as_json,
+            winner=winner,
+            reason=reason,
+            experiment=definition,
+        )
 
     @rollout_app.command("rollback")
     def rollback(
@@ -220,18 +231,17 @@ def register(app: typer.Typer) -> None:
         from abllm.rollout import rollback as do_rollback
 
         definition = _config_experiment(config, experiment)
-        with _open(store, state) as backend:
-            try:
-                new = do_rollback(
-                    backend,
-                    experiment,
-                    actor=actor or default_actor(),
-                    reason=reason,
-                    experiment=definition,
-                )
-            except AbllmError as exc:
-                fail(exc)
-            _show(new, as_json, f"rolled back {experiment}")
+        _change(
+            store,
+            state,
+            do_rollback,
+            experiment,
+            actor,
+            f"rolled back {experiment}",
+            as_json,
+            reason=reason,
+            experiment=definition,
+        )
 
     @rollout_app.command("run")
     def run(
