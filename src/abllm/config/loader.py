@@ -10,7 +10,6 @@ All problems of a file are reported at once, not just the first.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -141,11 +140,3 @@ def loads_experiments(text: str, where: str = "<config>") -> ExperimentFile:
     except yaml.YAMLError as exc:
         raise ConfigError([f"{where}: invalid YAML: {exc}"]) from None
     return parse_experiments(data, where, node)
-
-
-def load_many(paths: Sequence[str | Path]) -> ExperimentFile:
-    """Load several files into one set of experiments; ids must be unique across them."""
-    experiments: list[Experiment] = []
-    for path in paths:
-        experiments.extend(load_experiments(path).experiments)
-    return parse_experiments({"experiments": [e.model_dump() for e in experiments]})
