@@ -50,7 +50,7 @@ class Experiment(BaseModel):
     name: str | None = None
     hypothesis: str | None = None
     owner: str | None = None
-    version: int = Field(default=1, ge=1)
+    version: int = Field(default=1, ge=1, le=2**31 - 1)  # stores keep a 32-bit column
     status: Status = "running"
     start: AwareDatetime | None = None
     end: AwareDatetime | None = None

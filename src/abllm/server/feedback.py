@@ -9,6 +9,7 @@ import orjson
 
 from abllm.errors import NotFound, ValidationError
 from abllm.events import Event, EventStore, parse_event
+from abllm.events.models import check_id
 from abllm.gateway import Gateway, TraceInfo
 from abllm.gateway.model import HOLDOUT
 from abllm.telemetry import pseudonymous_id, redact
@@ -49,7 +50,10 @@ def _trace_from_store(store: EventStore | None, trace_id: str) -> TraceInfo | No
 
 
 def _split(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    metrics: dict[str, Any] = dict(body.get("metrics") or {})
+    given = body.get("metrics")
+    if given is not None and not isinstance(given, dict):
+        raise ValidationError('metrics: must be an object such as {"rating": 4}')
+    metrics: dict[str, Any] = dict(given or {})
     attrs: dict[str, Any] = {}
     extra_attrs = body.get("attrs") or {}
     if not isinstance(extra_attrs, dict):
@@ -79,8 +83,9 @@ async def build_feedback_event(
     """
     trace_id = body.get("trace_id")
     if trace_id is not None:
-        if not isinstance(trace_id, str) or not trace_id:
+        if not isinstance(trace_id, str):
             raise ValidationError("trace_id: must be a non-empty string")
+        check_id(trace_id, "trace_id")
         info = gateway.trace(trace_id) or await asyncio.to_thread(
             _trace_from_store, store, trace_id
         )
@@ -104,7 +109,7 @@ async def build_feedback_event(
             exp = gateway.config.get(raw_exp)
         except KeyError:
             raise NotFound(f"experiment_id: no experiment {raw_exp!r}") from None
-        unit_id = raw_unit
+        unit_id = check_id(raw_unit, "unit_id")
         a = gateway.assignment(exp, unit_id)
         if a.variant_id is None and a.reason != HOLDOUT:
             return None
