@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import orjson
+import pydantic_core
 
 from abllm.errors import NotFound, ValidationError
 from abllm.events import Event, EventStore, parse_event
@@ -26,8 +26,8 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     if len(raw) > _MAX_BODY:
         raise ValidationError(f"body: {len(raw)} bytes is over the limit of {_MAX_BODY} bytes")
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        body = pydantic_core.from_json(raw)  # integers of any size: refused later by name
+    except ValueError as exc:
         raise ValidationError(f"body: not valid JSON ({exc})") from None
     if not isinstance(body, dict):
         raise ValidationError("body: must be a JSON object")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
+import pydantic_core
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -131,8 +131,10 @@ def _parse_events_body(raw: bytes) -> list[Event]:
     if stripped.startswith(b"["):
         return parse_batch(raw)  # one pydantic pass over the bytes: the fast path
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        # pydantic-core keeps integers of any size, so a 400-digit metric is refused by name
+        # (orjson would only say "not valid JSON").
+        body = pydantic_core.from_json(raw)
+    except ValueError as exc:
         raise ValidationError(f"body: not valid JSON ({exc})") from None
     if not isinstance(body, dict) or not isinstance(body.get("events"), list):
         raise ValidationError('body: must be a JSON array of events or {"events": [...]}')
