@@ -49,7 +49,12 @@ def test_unstorable_values_are_refused_naming_the_field(change: dict[str, Any], 
 
 def test_limits_accept_the_largest_valid_values() -> None:
     event = parse_event(
-        {**BASE, "experiment_version": 2**31 - 1, "metrics": {"rating": 10**15}, "unit_id": "u" * 200}
+        {
+            **BASE,
+            "experiment_version": 2**31 - 1,
+            "metrics": {"rating": 10**15},
+            "unit_id": "u" * 200,
+        }
     )
     assert event.experiment_version == 2**31 - 1
 
@@ -74,7 +79,9 @@ def test_unstorable_reason_uses_the_same_limits() -> None:
     assert unstorable_reason(constructed()) is None
     assert "unit_id" in (unstorable_reason(constructed(unit_id="x" * 300)) or "")
     assert "unit_id" in (unstorable_reason(constructed(unit_id="a\x00")) or "")
-    assert "experiment_version" in (unstorable_reason(constructed(experiment_version=2**32 + 1)) or "")
+    assert "experiment_version" in (
+        unstorable_reason(constructed(experiment_version=2**32 + 1)) or ""
+    )
     assert "metrics.rating" in (unstorable_reason(constructed(metrics={"rating": 10**30})) or "")
     assert "bytes" in (unstorable_reason(constructed(attrs={"big": "x" * 40_000})) or "")
 

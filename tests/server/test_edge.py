@@ -14,8 +14,8 @@ from abllm.config import loads_experiments
 from abllm.events import EventPipeline, EventStore, open_store
 from abllm.events.deadletter import FILE_NAME
 from abllm.server import ServerThread, create_app
-
 from events.conftest import drop_store
+
 from .test_app import http
 
 CONFIG = """
@@ -82,7 +82,12 @@ def test_events_refuse_unstorable_values(
         ({"experiment_id": "edge", "unit_id": "u1", "metrics": 5}, "metrics"),
         ({"experiment_id": "edge", "unit_id": "u1", "metrics": [1]}, "metrics"),
         (
-            {"experiment_id": "edge", "unit_id": "u1", "rating": 4, "ts": "0001-01-01T00:00:00+05:00"},
+            {
+                "experiment_id": "edge",
+                "unit_id": "u1",
+                "rating": 4,
+                "ts": "0001-01-01T00:00:00+05:00",
+            },
             "ts",
         ),
         ({"experiment_id": "edge", "unit_id": "u1", "rating": 10**30}, "rating"),

@@ -7,7 +7,7 @@ from typing import Any
 
 import pydantic_core
 
-from abllm.errors import NotFound, ValidationError
+from abllm.errors import NotFound, StoreUnavailable, ValidationError
 from abllm.events import Event, EventStore, parse_event
 from abllm.events.models import check_id
 from abllm.gateway import Gateway, TraceInfo
@@ -49,6 +49,21 @@ def _trace_from_store(store: EventStore | None, trace_id: str) -> TraceInfo | No
     return TraceInfo(str(exp_id), int(version), variant_id, unit_id, True)
 
 
+#: Longest wait for a trace id lookup in the store; past it the caller gets 503 (retry later).
+TRACE_LOOKUP_WAIT_S = 5.0
+
+
+async def _trace_lookup(store: EventStore | None, trace_id: str) -> TraceInfo | None:
+    try:
+        return await asyncio.wait_for(
+            asyncio.to_thread(_trace_from_store, store, trace_id), TRACE_LOOKUP_WAIT_S
+        )
+    except TimeoutError:
+        raise StoreUnavailable(
+            f"trace_id: the event store did not answer within {TRACE_LOOKUP_WAIT_S:g} s; retry"
+        ) from None
+
+
 def _split(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     given = body.get("metrics")
     if given is not None and not isinstance(given, dict):
@@ -86,9 +101,7 @@ async def build_feedback_event(
         if not isinstance(trace_id, str):
             raise ValidationError("trace_id: must be a non-empty string")
         check_id(trace_id, "trace_id")
-        info = gateway.trace(trace_id) or await asyncio.to_thread(
-            _trace_from_store, store, trace_id
-        )
+        info = gateway.trace(trace_id) or await _trace_lookup(store, trace_id)
         if info is None:
             raise NotFound(f"trace_id {trace_id!r} is not a request this gateway served")
         if not info.counted or info.unit_id is None:

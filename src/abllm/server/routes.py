@@ -1,12 +1,14 @@
 """JSON routes: feedback, events, SDK config, results, health and Prometheus metrics.
 
 ``POST /v1/feedback`` and ``POST /v1/events`` acknowledge only once the events are durable
-(``pipeline.submit``), unlike the chat hot path, which never waits for the store.
+(``pipeline.submit``, bounded by ``SUBMIT_WAIT_S``), unlike the chat hot path, which never waits
+for the store.
 ``GET /v1/config`` gives SDKs (``abllm.Client``) what they need to assign units locally.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pydantic_core
@@ -14,8 +16,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from abllm.errors import LimitExceeded, NotFound, StoreUnavailable, ValidationError
-from abllm.events import MAX_BATCH_BYTES, Event, parse_batch
+from abllm.events import MAX_BATCH_BYTES, Event, EventPipeline, parse_batch
 from abllm.server.feedback import build_feedback_event, parse_json_object
+from abllm.server.health import health
 from abllm.state import runtime_json
 from abllm.telemetry import CONTENT_TYPE_LATEST, pseudonymous_id, redact
 
@@ -26,15 +29,36 @@ def _state(request: Request) -> Any:
     return request.app.state.abllm
 
 
+#: Longest a request waits for its events to become durable. The store's own write timeout
+#: (3 s on PostgreSQL) sends a stuck batch to the spool well before; past this bound the caller
+#: gets 503 with Retry-After and retries safely (``event_id`` deduplicates).
+SUBMIT_WAIT_S = 10.0
+
+
+async def submit_bounded(pipeline: EventPipeline, events: list[Event]) -> None:
+    """``pipeline.submit`` with the ``SUBMIT_WAIT_S`` bound; ``StoreUnavailable`` past it."""
+    try:
+        await asyncio.wait_for(pipeline.submit(events), SUBMIT_WAIT_S)
+    except TimeoutError:
+        raise StoreUnavailable(
+            f"events not durable after {SUBMIT_WAIT_S:g} s (the event store is not answering); "
+            "retry with the same event ids"
+        ) from None
+
+
 @router.get("/healthz")
 async def healthz(request: Request) -> JSONResponse:
-    """200 once the server is ready to serve (lifespan started), 503 before."""
+    """Store, state, spool, dead letters and controller: ``ok``/``degraded`` (200) or ``down``
+    (503); see :mod:`abllm.server.health`."""
     st = _state(request)
-    if not st.ready:
-        return JSONResponse({"status": "starting"}, status_code=503)
-    return JSONResponse(
-        {"status": "ok", "experiments": len(st.gateway.config.experiments)}, status_code=200
+    status, body = health(
+        st.ready,
+        len(st.gateway.config.experiments),
+        st.pipeline,
+        st.state_view,
+        None if st.controller is None else dict(st.controller()),
     )
+    return JSONResponse(body, status_code=status)
 
 
 @router.get("/metrics")
@@ -72,7 +96,7 @@ async def feedback(request: Request) -> JSONResponse:
             {"recorded": False, "reason": "the unit is not in the experiment's analysis"},
             status_code=200,
         )
-    await st.pipeline.submit([event])
+    await submit_bounded(st.pipeline, [event])
     st.gateway.metrics.observe_feedback(event.experiment_id, event.variant_id or "none")
     return JSONResponse(
         {
@@ -167,7 +191,7 @@ async def ingest_events(request: Request) -> JSONResponse:
     events = [
         _private(e) for e in _parse_events_body(await _read_limited(request, _MAX_EVENTS_BODY))
     ]
-    await st.pipeline.submit(events)
+    await submit_bounded(st.pipeline, events)
     return JSONResponse({"accepted": len(events)})
 
 
