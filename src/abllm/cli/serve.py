@@ -63,7 +63,8 @@ def register(app: typer.Typer) -> None:
         experiments = load_config(config)
         with ExitStack() as opened:  # closed in reverse order, on errors too
             try:
-                event_store = open_store(store)
+                # Start during a store outage: events spool until the store is back.
+                event_store = open_store(store, defer_connect=True)
                 opened.callback(event_store.close)
                 # Runtime state is read from memory on every request; the view follows changes
                 # made by other processes (`abllm kill`, the controller) by push or polling.

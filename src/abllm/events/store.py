@@ -74,8 +74,11 @@ def _path_of(url: str, scheme: str) -> str:
     return str(Path(rest).expanduser())
 
 
-def open_store(url: str | None = None) -> EventStore:
+def open_store(url: str | None = None, *, defer_connect: bool = False) -> EventStore:
     """Open the store named by ``url`` (see the module docs for the URL forms).
+
+    ``defer_connect=True`` opens a PostgreSQL store even while its server is down (it connects
+    and creates its tables on first use), so a server can start during an outage and spool.
 
     - ``duckdb:///path/file.duckdb``, ``duckdb:///:memory:`` or a bare file path: embedded DuckDB
     - ``postgresql://user@host:port/db``: PostgreSQL (extra ``postgres``)
@@ -94,7 +97,7 @@ def open_store(url: str | None = None) -> EventStore:
     if scheme in ("postgresql", "postgres"):
         from abllm.events.postgres import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, defer_connect=defer_connect)
     if scheme == "chdb":
         from abllm.events.clickhouse import ChdbStore
 

@@ -65,8 +65,7 @@ def health(
         verdict = "down"
     elif (
         store["status"] == "down"
-        or (spool["status"] != "empty"
-        and spool["status"] != "none")
+        or (spool["status"] != "empty" and spool["status"] != "none")
         or state["status"] == "down"
         or (controller is not None and controller.get("status") not in (None, "up"))
     ):
