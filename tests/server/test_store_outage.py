@@ -6,13 +6,7 @@ nothing answers, the kernel keeps acknowledging) or not started at all.
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
-import sys
-import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,8 +19,9 @@ from abllm.events import EventPipeline, open_store
 from abllm.server import ServerThread, create_app
 from events.pgcluster import ThrowawayPostgres
 
+from .healthprobe import HealthProbe
+from .serveproc import running_serve
 from .test_app import http
-from .test_serve_cli import free_port
 
 CONFIG = """
 experiments:
@@ -56,37 +51,6 @@ def batch(n: int) -> list[dict[str, Any]]:
         {"event_id": str(uuid4()), "type": "outcome", "experiment_id": "hang", "unit_id": f"u{i}"}
         for i in range(n)
     ]
-
-
-class HealthProbe:
-    """Polls /healthz from another thread and keeps the slowest answer."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.slowest = 0.0
-        self.bodies: list[dict[str, Any]] = []
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            started = time.perf_counter()
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=5) as resp:
-                    self.bodies.append(json.loads(resp.read()))
-            except Exception as exc:
-                self.errors.append(repr(exc))
-            self.slowest = max(self.slowest, time.perf_counter() - started)
-            time.sleep(0.02)
-
-    def __enter__(self) -> HealthProbe:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
 
 
 @pytest.mark.postgres
@@ -145,42 +109,10 @@ def test_frozen_store_never_hangs_events_or_feedback(
 def test_serve_starts_while_the_store_is_down_and_recovers(
     cluster: ThrowawayPostgres, tmp_path: Path
 ) -> None:
-    cfg = tmp_path / "exp.yaml"
-    cfg.write_text(CONFIG)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    abllm = Path(sys.executable).parent / "abllm"
-    proc = subprocess.Popen(
-        [
-            str(abllm),
-            "serve",
-            str(cfg),
-            "--store",
-            cluster.url,  # initialised, never started: connection refused
-            "--state",
-            f"sqlite:///{tmp_path / 'state.sqlite'}",
-            "--sticky",
-            "never",
-            "--port",
-            str(port),
-            "--spool-dir",
-            str(tmp_path / "spool"),
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-            try:
-                if http("GET", f"{url}/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.1)
+    options = ["--store", cluster.url]  # initialised, never started: connection refused
+    options += ["--state", f"sqlite:///{tmp_path / 'state.sqlite'}", "--sticky", "never"]
+    options += ["--spool-dir", str(tmp_path / "spool")]
+    with running_serve(CONFIG, tmp_path, *options) as url:
         events = batch(30)
         status, body = http("POST", f"{url}/v1/events", events)
         assert (status, body) == (200, {"accepted": 30})
@@ -195,9 +127,6 @@ def test_serve_starts_while_the_store_is_down_and_recovers(
                 break
             assert time.monotonic() < deadline, health
             time.sleep(0.1)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(30)
     store = open_store(cluster.url)
     try:
         assert store.count("hang") == 30

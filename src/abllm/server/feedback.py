@@ -19,6 +19,8 @@ _RESERVED = frozenset(
     {"trace_id", "experiment_id", "unit_id", "variant_id", "event_id", "ts", "attrs", "metrics"}
 )
 _MAX_BODY = 32 * 1024
+#: Longest text attribute (a comment) in a feedback body.
+MAX_TEXT_CHARS = 2000
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
@@ -82,7 +84,11 @@ def _split(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             else:
                 metrics[key] = value
         elif isinstance(value, str):
-            attrs[key] = redact(value)[:2000]
+            if len(value) > MAX_TEXT_CHARS:  # refused, not cut: cutting could split a secret
+                raise ValidationError(
+                    f"{key}: {len(value)} characters is over the limit of {MAX_TEXT_CHARS}"
+                )
+            attrs[key] = redact(value)
         else:
             raise ValidationError(f"{key}: must be a number, a boolean or a string")
     return metrics, attrs
@@ -127,7 +133,7 @@ async def build_feedback_event(
         if a.variant_id is None and a.reason != HOLDOUT:
             return None
         exp_id, version, variant_id = exp.id, exp.version, a.variant_id
-    metrics, attrs = _split(body)
+    metrics, attrs = await asyncio.to_thread(_split, body)  # redaction: off the event loop
     if not metrics:
         raise ValidationError("feedback needs at least one metric, e.g. rating or thumbs_up")
     data: dict[str, Any] = {
