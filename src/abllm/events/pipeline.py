@@ -398,11 +398,23 @@ class EventPipeline:
                     else:
                         wait = 1.0
                     self._cond.wait(min(wait, 1.0))
+            live_before = self._seq_in
+            started = time.monotonic()
             try:
                 self._replay_one()
             except Exception as exc:  # e.g. an unreadable spool: keep serving, retry later
                 log.exception("event spool replay failed")
                 self._store_failed(exc)
+            if self._seq_in != live_before:
+                # Live traffic arrived meanwhile: leave the store to it for as long again, so
+                # ingestion keeps at least half of the store's time while a backlog drains.
+                self._pause(time.monotonic() - started)
+
+    def _pause(self, seconds: float) -> None:
+        with self._cond:
+            deadline = time.monotonic() + seconds
+            while not self._closing and (left := deadline - time.monotonic()) > 0:
+                self._cond.wait(left)
 
     def _replay_one(self) -> None:
         record: SpoolRecord | None = self.spool.peek()
