@@ -59,6 +59,7 @@ class PipelineStats:
     buffered: int  # gauge: waiting in memory
     spool_bytes: int  # gauge: waiting on disk
     spool_limit_bytes: int
+    spool_full: bool  # the last spool append was refused for lack of room
     replay_lag_s: float  # gauge: age of the oldest spooled batch still waiting (0 when none)
     dead_letters: int  # gauge: lines in the dead-letter file, earlier runs included
     store_errors: int  # failed store writes
@@ -118,6 +119,7 @@ class EventPipeline:
             "dead_lettered": 0,
         }
         self._store_errors = 0
+        self._spool_full = False
         self._thread = threading.Thread(target=self._run, name="abllm-events-flusher", daemon=True)
         self._thread.start()
         self._replayer = threading.Thread(
@@ -240,6 +242,7 @@ class EventPipeline:
                 buffered=self._buffered,
                 spool_bytes=self.spool.pending_bytes,
                 spool_limit_bytes=self.spool.limit_bytes,
+                spool_full=self._spool_full,
                 replay_lag_s=self.spool.replay_lag_s,
                 dead_letters=self.dead_letters.count,
                 store_errors=self._store_errors,
@@ -318,6 +321,7 @@ class EventPipeline:
         try:
             self.spool.append(events)
         except (Backpressure, OSError) as exc:
+            self._spool_full = isinstance(exc, Backpressure)
             error = (
                 exc
                 if isinstance(exc, Backpressure)
@@ -336,6 +340,7 @@ class EventPipeline:
             return emitted
         self._count("spooled", len(events))
         with self._cond:
+            self._spool_full = False
             self._cond.notify_all()  # wake the replayer
         _resolve(taken, None)
         return []
@@ -431,6 +436,7 @@ class EventPipeline:
         self.spool.mark_replayed(record)
         self._count("replayed", len(record.events))
         with self._cond:
+            self._spool_full = False  # room again
             if not self._store_ok:
                 log.warning("event store is back; replaying the spool")
             self._store_ok = True

@@ -29,7 +29,7 @@ def _events(
         none = {"status": "none"}
         return none, none, {"count": 0}
     s = pipeline.stats
-    full = s.spool_bytes >= SPOOL_FULL_RATIO * s.spool_limit_bytes
+    full = s.spool_full or s.spool_bytes >= SPOOL_FULL_RATIO * s.spool_limit_bytes
     store = {"status": "up" if s.store_available else "down", "errors": s.store_errors}
     spool = {
         "status": "full" if full else ("empty" if s.spool_bytes == 0 else "replaying"),
