@@ -25,13 +25,14 @@ SIGKILL; a normal shutdown flushes them. See docs/events.md for which events tak
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -301,6 +302,9 @@ class EventPipeline:
     def _write(self, taken: list[_Pending]) -> list[_Pending]:
         """Store or spool ``taken``; return the emitted entries that must wait for space."""
         events = self._screen([event for entry in taken for event in entry.events])
+        if not events:  # all dead-lettered
+            _resolve(taken, None)
+            return []
         with self._cond:
             # While the store is down the replayer probes it; the flusher probes only when
             # nothing is spooled (then no replay would ever notice the store is back).
@@ -446,7 +450,9 @@ class EventPipeline:
 def _resolve(taken: Iterable[_Pending], error: AbllmError | None) -> None:
     for entry in taken:
         if entry.future is not None and not entry.future.done():
-            if error is None:
-                entry.future.set_result(None)
-            else:
-                entry.future.set_exception(error)
+            # A caller whose bounded wait ran out cancels its future, maybe just now.
+            with contextlib.suppress(InvalidStateError):
+                if error is None:
+                    entry.future.set_result(None)
+                else:
+                    entry.future.set_exception(error)

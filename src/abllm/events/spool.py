@@ -117,10 +117,12 @@ class Spool:
     def replay_lag_s(self) -> float:
         """Age of the oldest segment still waiting for replay (0 when empty): an upper bound
         of how long the oldest spooled event has waited for the store."""
-        with self._lock:
-            if not self._segments:
-                return 0.0
-            return max(0.0, time.time() - self._started.get(self._segments[0], time.time()))
+        # No lock: /healthz reads this on the event loop while the replayer may hold it.
+        try:
+            started = self._started.get(self._segments[0])
+        except IndexError:
+            return 0.0
+        return 0.0 if started is None else max(0.0, time.time() - started)
 
     def append(self, events: Sequence[Event]) -> None:
         """Write one batch and fsync it; raise ``Backpressure`` when over ``limit_bytes``."""
@@ -163,9 +165,14 @@ class Spool:
     def peek(self) -> SpoolRecord | None:
         """The oldest batch not yet replayed, or None; torn records are skipped."""
         with self._lock:
-            return self._peek()
+            raw = self._peek()
+        if raw is None:
+            return None
+        segment, end, payload = raw
+        events, invalid = _parse_payload(payload)  # outside the lock: appends go on meanwhile
+        return SpoolRecord(segment, end, events, invalid)
 
-    def _peek(self) -> SpoolRecord | None:
+    def _peek(self) -> tuple[Path, int, bytes] | None:
         while self._segments:
             segment = self._segments[0]
             record = self._read_record(segment, self._read_offset)
@@ -176,7 +183,7 @@ class Spool:
             self._drop_segment(segment)
         return None
 
-    def _read_record(self, segment: Path, offset: int) -> SpoolRecord | None:
+    def _read_record(self, segment: Path, offset: int) -> tuple[Path, int, bytes] | None:
         with segment.open("rb") as f:
             f.seek(offset)
             header = f.read(_HEADER.size)
@@ -187,8 +194,7 @@ class Spool:
         if magic != _MAGIC or len(payload) < length or zlib.crc32(payload) != crc:
             self.dropped_torn += 1  # cut short by a crash before its fsync: never acknowledged
             return None
-        events, invalid = _parse_payload(payload)
-        return SpoolRecord(segment, offset + _HEADER.size + length, events, invalid)
+        return segment, offset + _HEADER.size + length, payload
 
     def mark_replayed(self, record: SpoolRecord) -> None:
         """Record that ``record`` is in the store; delete its segment once fully replayed."""
