@@ -54,7 +54,7 @@ async def healthz(request: Request) -> JSONResponse:
     status, body = health(
         st.ready,
         len(st.gateway.config.experiments),
-        st.pipeline,
+        st.pipeline if isinstance(st.pipeline, EventPipeline) else None,  # not a stand-in
         st.state_view,
         None if st.controller is None else dict(st.controller()),
     )

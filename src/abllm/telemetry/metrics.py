@@ -171,8 +171,17 @@ class _EventCollector(Collector):
     def __init__(self, read: Callable[[], EventGauges]) -> None:
         self.read = read
 
+    def describe(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        """The metric names without reading the pipeline (the registry calls this once, when
+        the collector is registered, to check for duplicate names)."""
+        return self._families(None)
+
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        g = self.read()
+        return self._families(self.read())
+
+    def _families(self, g: EventGauges | None) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        if g is None:
+            g = EventGauges(False, 0, 0, 0, 0.0, 0, {})
         gauges = (
             (
                 "abllm_event_store_up",
