@@ -10,16 +10,11 @@ the spool instead. A replayer thread moves the spool to the store oldest first, 
 straight to the store while it drains the rest (duplicates are ignored by ``event_id``), so
 ingestion does not slow down while a backlog replays.
 
-A write that fails for any other reason is a *data* error: the batch is split in halves until the
-events the store refuses are found; those go to the dead-letter file with the reason
-(:mod:`abllm.events.deadletter`) and the rest are stored, so no event can hold up the queue.
-Events emitted without validation (the gateway builds them itself) are screened by
-``unstorable_reason`` first. Memory is bounded by ``max_buffer`` events and disk by
-``spool_limit_bytes``; beyond either, callers get ``Backpressure`` with ``retry_after``.
+Any other write failure is the data's fault (:mod:`abllm.events.delivery`): the events the store
+refuses go to the dead-letter file and the rest flow on. Memory is bounded by ``max_buffer`` events
+and disk by ``spool_limit_bytes``; beyond either, callers get ``Backpressure`` (``retry_after``).
 
-Durability of emitted events: ``emit`` acknowledges nothing, so events in the buffer (at most
-``flush_interval_s`` worth, plus one batch being written) are lost if the process is killed with
-SIGKILL; a normal shutdown flushes them. See docs/events.md for which events take which path.
+``emit`` acknowledges nothing: its buffered events are best-effort on SIGKILL (docs/events.md).
 """
 
 from __future__ import annotations
@@ -38,7 +33,8 @@ from pathlib import Path
 
 from abllm.errors import AbllmError, Backpressure, LimitExceeded, StoreUnavailable
 from abllm.events.deadletter import DeadLetters
-from abllm.events.models import Event, check_batch, unstorable_reason
+from abllm.events.delivery import Delivery
+from abllm.events.models import Event, check_batch
 from abllm.events.spool import Spool, SpoolRecord
 from abllm.events.store import EventStore
 
@@ -101,6 +97,7 @@ class EventPipeline:
         self.retry_interval_s = retry_interval_s
         self.spool = Spool(Path(spool_dir), limit_bytes=spool_limit_bytes)
         self.dead_letters = DeadLetters(Path(spool_dir))
+        self._delivery = Delivery(store, self.dead_letters)
         self._cond = threading.Condition()
         self._pending: deque[_Pending] = deque()
         self._buffered = 0
@@ -117,7 +114,6 @@ class EventPipeline:
             "spooled": 0,
             "replayed": 0,
             "rejected": 0,
-            "dead_lettered": 0,
         }
         self._store_errors = 0
         self._spool_full = False
@@ -240,6 +236,7 @@ class EventPipeline:
         with self._cond:
             return PipelineStats(
                 **self._counts,
+                dead_lettered=self._delivery.dead_lettered,
                 buffered=self._buffered,
                 spool_bytes=self.spool.pending_bytes,
                 spool_limit_bytes=self.spool.limit_bytes,
@@ -301,7 +298,7 @@ class EventPipeline:
 
     def _write(self, taken: list[_Pending]) -> list[_Pending]:
         """Store or spool ``taken``; return the emitted entries that must wait for space."""
-        events = self._screen([event for entry in taken for event in entry.events])
+        events = self._delivery.screen([event for entry in taken for event in entry.events])
         if not events:  # all dead-lettered
             _resolve(taken, None)
             return []
@@ -313,7 +310,7 @@ class EventPipeline:
             )
         if store_due:
             try:
-                self._store(events)
+                self._delivery.store_all(events)
             except StoreUnavailable as exc:  # keep the events, durably, in the spool
                 self._store_failed(exc)
             else:
@@ -348,40 +345,6 @@ class EventPipeline:
             self._cond.notify_all()  # wake the replayer
         _resolve(taken, None)
         return []
-
-    def _screen(self, events: list[Event]) -> list[Event]:
-        """The storable events; the others go to the dead-letter file with the reason."""
-        refused = [(reason, e) for e in events if (reason := unstorable_reason(e)) is not None]
-        if not refused:
-            return events
-        self._dead_letter(refused)
-        bad = {id(e) for _, e in refused}
-        return [e for e in events if id(e) not in bad]
-
-    def _dead_letter(self, items: Sequence[tuple[str, object]]) -> None:
-        self.dead_letters.add(items)
-        self._count("dead_lettered", len(items))
-
-    def _store(self, events: Sequence[Event]) -> None:
-        """Append ``events``; data errors split the batch until the refused events are found.
-
-        ``StoreUnavailable`` (the store is down or timed out) propagates: the caller spools the
-        whole batch, and the halves already stored are deduplicated on replay.
-        """
-        if not events:
-            return
-        try:
-            self.store.append(events)
-        except StoreUnavailable:
-            raise
-        except Exception as exc:  # the store refused this data: find the events responsible
-            if len(events) == 1:
-                reason = f"{self.store.dialect} refused the event: {type(exc).__name__}: {exc}"
-                self._dead_letter([(reason, events[0])])
-                return
-            half = len(events) // 2
-            self._store(events[:half])
-            self._store(events[half:])
 
     def _store_failed(self, exc: BaseException) -> None:
         with self._cond:
@@ -429,14 +392,14 @@ class EventPipeline:
         record: SpoolRecord | None = self.spool.peek()
         if record is None:
             return
-        events = self._screen(record.events)
+        events = self._delivery.screen(record.events)
         try:
-            self._store(events)
+            self._delivery.store_all(events)
         except StoreUnavailable as exc:
             self._store_failed(exc)
             return
         if record.invalid:
-            self._dead_letter(record.invalid)
+            self._delivery.set_aside(record.invalid)
         self.spool.mark_replayed(record)
         self._count("replayed", len(record.events))
         with self._cond:
