@@ -3,6 +3,7 @@ events can be neither stored nor spooled; the controller's slot."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -80,3 +81,51 @@ def test_verdicts_follow_the_pipeline(store: Switchable, tmp_path: Path) -> None
         assert health(True, 1, p, None, {"status": "up"})[1]["status"] == "ok"
     finally:
         p.close()
+
+
+class Hanging(Switchable):
+    """A store whose writes block until released: a hang with no timeout of its own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import threading
+
+        self.release = threading.Event()
+
+    def append(self, events: Sequence[Event]) -> int:
+        self.release.wait()
+        return super().append(events)
+
+
+def test_a_write_that_never_returns_gets_503_with_retry_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import urllib.error
+    import urllib.request
+
+    from abllm.config import loads_experiments
+    from abllm.server import ServerThread, create_app, routes
+
+    monkeypatch.setattr(routes, "SUBMIT_WAIT_S", 0.5)
+    store = Hanging()
+    pipeline = EventPipeline(store, spool_dir=tmp_path / "spool")
+    config = loads_experiments(
+        "experiments:\n  - id: e\n    variants:\n      - id: a\n        control: true\n"
+        "        llm: {provider: sim, model: sim-small}\n      - id: b\n"
+        "        llm: {provider: sim, model: sim-large}\n"
+    )
+    try:
+        with ServerThread(create_app(config, store, pipeline=pipeline)) as srv:
+            body = b'[{"type": "outcome", "experiment_id": "e", "unit_id": "u"}]'
+            req = urllib.request.Request(
+                f"{srv.url}/v1/events", body, {"Content-Type": "application/json"}
+            )
+            with pytest.raises(urllib.error.HTTPError) as info:
+                urllib.request.urlopen(req, timeout=10)
+            assert info.value.code == 503 and info.value.headers["Retry-After"] == "1"
+            assert json.loads(info.value.read())["error"]["code"] == "store_unavailable"
+            store.release.set()
+    finally:
+        store.release.set()
+        pipeline.close()
+        store.close()
