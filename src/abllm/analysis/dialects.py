@@ -81,6 +81,18 @@ class Dialect(ABC):
         """Cast to double precision."""
         return f"CAST({x} AS DOUBLE)"
 
+    def var_samp(self, x: str) -> str:
+        """Sample variance by a stable streaming update (NULL for fewer than 2 rows).
+
+        DuckDB and PostgreSQL (Youngs–Cramer since 12) update ``var_samp`` without the
+        Σx² − (Σx)²/n cancellation (docs/analysis.md, "Variance without cancellation").
+        """
+        return f"var_samp({x})"
+
+    def covar_samp(self, x: str, y: str) -> str:
+        """Sample covariance, stable like :meth:`var_samp`."""
+        return f"covar_samp({x}, {y})"
+
 
 class DuckDBDialect(Dialect):
     """DuckDB: ``arg_min``/``arg_max`` with struct keys, ``quantile_cont`` over a list."""
@@ -160,6 +172,13 @@ class ClickHouseDialect(Dialect):
 
     def double(self, x: str) -> str:
         return f"toFloat64({x})"
+
+    def var_samp(self, x: str) -> str:
+        # varSamp is the fast, cancelling formula; the *Stable variants use Welford's update.
+        return f"varSampStable({x})"
+
+    def covar_samp(self, x: str, y: str) -> str:
+        return f"covarSampStable({x}, {y})"
 
     def json_number(self, key: str, alias: str) -> str:
         doc, k = f"{alias}.extra", self.lit(key)
