@@ -98,7 +98,7 @@ def _quantiles(
         wanted: set[float] = set()
         for s in g.specs:
             level = float(s.quantile or 0.5)
-            per_arm = {str(r["variant_id"]): _f(r[f"{g.key}_n"]) for r in counts}
+            per_arm = {variant_name(scope, r["variant_id"]): _f(r[f"{g.key}_n"]) for r in counts}
             n_star[index[id(s)]] = per_arm
             wanted.add(level)
             for n in per_arm.values():
@@ -149,7 +149,9 @@ def _quantile_summary(
             sum_den_sq=_f(row[p + "mm"]),
             sum_num_den=b("bm"),
         ),
-        n_star=n_star if n_star > 0 else events,
+        # No count where the summary has events is an error code (NO_EVENT_COUNT), not a
+        # silent stand-in: the CI's levels were placed from that count.
+        n_star=n_star,
     )
 
 
