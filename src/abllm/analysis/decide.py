@@ -2,7 +2,9 @@
 
 Order of checks (each stops at the first that applies), following the seeds:
 
-1. **INVALID** when the sample ratio mismatch test fires: nothing else can be trusted.
+1. **INVALID** when the sample ratio mismatch test fires for the control or for every
+   treatment: nothing else can be trusted (a mismatch in some treatments only leaves them out
+   of ``treatments``; see ``abllm.analysis.engine.build_result``).
 2. **PAUSE** when a guardrail with action ``pause`` or ``rollback`` is breached.
 3. **CONTINUE** while an arm has fewer than ``min_units_per_arm`` units with primary data.
 4. **SHIP** the best treatment that is significantly better on the primary metric (sequential
@@ -93,7 +95,10 @@ def _primary_p(cmp: Comparison) -> float:
 def recommend(inp: DecisionInput) -> Recommendation:
     """Apply the decision rule (see the module docstring) and say why."""
     rule = inp.rule
-    if inp.srm.flag:
+    concerned = set(inp.srm.arms)
+    if inp.srm.flag and (
+        not concerned or inp.control in concerned or set(inp.treatments) <= concerned
+    ):
         observed = ", ".join(f"{k} {v:,}" for k, v in inp.srm.observed.items())
         expected = ", ".join(f"{k} {v:.0%}" for k, v in inp.srm.expected.items())
         return Recommendation(

@@ -81,6 +81,18 @@ class Dialect(ABC):
         """Cast to double precision."""
         return f"CAST({x} AS DOUBLE)"
 
+    @abstractmethod
+    def attr_text(self, key: str, alias: str = "e") -> str:
+        """A string from the ``attrs`` JSON text column (NULL or '' when absent)."""
+
+    @abstractmethod
+    def split_number(self, text: str, index: int) -> str:
+        """Field ``index`` (1-based) of comma-separated ``text`` as a double (NULL if none)."""
+
+    @abstractmethod
+    def first_by(self, x: str, key: str) -> str:
+        """Aggregate: ``x`` on the row with the smallest ``key`` (``x`` never NULL here)."""
+
     def var_samp(self, x: str) -> str:
         """Sample variance by a stable streaming update (NULL for fewer than 2 rows).
 
@@ -123,6 +135,15 @@ class DuckDBDialect(Dialect):
     def quantiles(self, x: str, probs: Sequence[float]) -> str:
         return f"quantile_cont({x}, [{', '.join(self.num(p) for p in probs)}])"
 
+    def attr_text(self, key: str, alias: str = "e") -> str:
+        return f"json_extract_string({alias}.attrs, {self.lit('$.' + key)})"
+
+    def split_number(self, text: str, index: int) -> str:
+        return f"TRY_CAST(string_split({text}, ',')[{index}] AS DOUBLE)"
+
+    def first_by(self, x: str, key: str) -> str:
+        return f"arg_min({x}, {key})"
+
 
 class PostgresDialect(Dialect):
     """PostgreSQL: ``DISTINCT ON`` for first exposures, ``percentile_cont`` over an array."""
@@ -156,6 +177,15 @@ class PostgresDialect(Dialect):
     def quantiles(self, x: str, probs: Sequence[float]) -> str:
         arr = ", ".join(self.num(p) for p in probs)
         return f"percentile_cont(ARRAY[{arr}]::double precision[]) WITHIN GROUP (ORDER BY {x})"
+
+    def attr_text(self, key: str, alias: str = "e") -> str:
+        return f"(CAST({alias}.attrs AS jsonb) ->> {self.lit(key)})"
+
+    def split_number(self, text: str, index: int) -> str:
+        return f"CAST(NULLIF(split_part({text}, ',', {index}), '') AS double precision)"
+
+    def first_by(self, x: str, key: str) -> str:
+        return f"(array_agg({x} ORDER BY {key}))[1]"
 
 
 class ClickHouseDialect(Dialect):
@@ -199,6 +229,15 @@ class ClickHouseDialect(Dialect):
 
     def quantiles(self, x: str, probs: Sequence[float]) -> str:
         return f"quantilesExactInclusive({', '.join(self.num(p) for p in probs)})({x})"
+
+    def attr_text(self, key: str, alias: str = "e") -> str:
+        return f"JSONExtractString({alias}.attrs, {self.lit(key)})"
+
+    def split_number(self, text: str, index: int) -> str:
+        return f"toFloat64OrNull(splitByChar(',', {text})[{index}])"
+
+    def first_by(self, x: str, key: str) -> str:
+        return f"argMin({x}, {key})"
 
 
 _DIALECTS: dict[str, Dialect] = {

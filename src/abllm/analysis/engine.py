@@ -21,9 +21,9 @@ from abllm.analysis.holdback import HoldbackView, holdback_experiment, holdback_
 from abllm.analysis.result import ExperimentResult, SrmResult, VariantResult
 from abllm.analysis.specs import Derived, MetricSpec, Value, experiment_specs
 from abllm.analysis.sql import Scope, probe_sql
+from abllm.analysis.srm import mixture_srm
 from abllm.config import Experiment
 from abllm.events import EventStore
-from abllm.stats import srm
 
 
 @dataclass(frozen=True)
@@ -113,47 +113,70 @@ def analyze(
     if not builtins:
         specs = [s for s in specs if not s.builtin]
     collected = collect(store, scope, specs, dialect=d)
-    result = build_result(experiment, collected, now, found, weights)
+    srm_res = mixture_srm(
+        store,
+        d,
+        relation,
+        scope,
+        collected.units,
+        fallback_weights(experiment, weights),
+        experiment.decision.srm_p_value,
+        parts=len(experiment.variants),
+    )
+    result = build_result(experiment, collected, now, found, srm_res)
     if experiment.holdout > 0:
-        held = analyze(
-            holdback_experiment(experiment),
-            HoldbackView(store),
-            now,
-            weights=holdback_weights(experiment),
-            builtins=builtins,
-        )
+        held = _holdback(experiment, store, now, builtins)
         result = replace(result, holdback=held)
     return result
 
 
-def _srm(
-    experiment: Experiment, units: Mapping[str, int], weights: Mapping[str, float] | None
-) -> SrmResult:
-    ids = [v.id for v in experiment.variants]
-    w = [float(weights.get(v, 0.0)) if weights else float(v_w) for v, v_w in zip(
-        ids, experiment.weights, strict=True)]  # fmt: skip
-    counts = [float(units.get(v, 0)) for v in ids]
-    rule = experiment.decision
-    total_w = sum(w)
-    expected = {v: (x / total_w if total_w else 0.0) for v, x in zip(ids, w, strict=True)}
-    if len(ids) < 2 or sum(counts) == 0:
-        return SrmResult(
-            1.0, False, {v: int(c) for v, c in zip(ids, counts, strict=True)}, expected
-        )
-    res = srm(counts, w, threshold=rule.srm_p_value)
-    return SrmResult(
-        res.p_value, res.flagged, {v: int(c) for v, c in zip(ids, counts, strict=True)}, expected
+def _holdback(
+    experiment: Experiment, store: EventStore, now: datetime, builtins: bool
+) -> ExperimentResult:
+    """The holdback report: the whole analysis on the relabelled two-arm view."""
+    view = HoldbackView(store)
+    exp = holdback_experiment(experiment)
+    d = dialect_for(view.dialect)
+    scope = analysis_scope(exp, now)
+    found = probe(store=view, scope=scope, d=d, relation=view.events_relation)
+    specs = choose_specs(exp, found.columns)
+    if not builtins:
+        specs = [s for s in specs if not s.builtin]
+    collected = collect(view, scope, specs, dialect=d)
+    hb = holdback_weights(experiment)
+    srm_res = mixture_srm(
+        view,
+        d,
+        view.events_relation,
+        scope,
+        collected.units,
+        [hb[v.id] for v in exp.variants],
+        exp.decision.srm_p_value,
+        parts=len(experiment.variants),
+        holdout=experiment.holdout / 100,
     )
+    return build_result(exp, collected, now, found, srm_res)
+
+
+def fallback_weights(experiment: Experiment, weights: Mapping[str, float] | None) -> list[float]:
+    """Expected split of units whose exposure recorded no weights: ``weights`` or the config."""
+    if weights:
+        return [float(weights.get(v.id, 0.0)) for v in experiment.variants]
+    return list(experiment.weights)
 
 
 def build_result(
     experiment: Experiment,
     collected: Collected,
     now: datetime,
-    found: Probe | None = None,
-    weights: Mapping[str, float] | None = None,
+    found: Probe | None,
+    srm_res: SrmResult,
 ) -> ExperimentResult:
-    """Stats, SRM, guardrails and the recommendation from the collected summaries."""
+    """Stats, guardrails and the recommendation from the collected summaries and the SRM.
+
+    A mismatch that concerns only some treatments takes them out of the decision (with a
+    warning); one that concerns the control, or every treatment, makes the result INVALID.
+    """
     rule = experiment.decision
     ids = [v.id for v in experiment.variants]
     control = experiment.control.id
@@ -164,7 +187,12 @@ def build_result(
         for v in sorted(set(units) - set(ids))
     ]
     total = sum(units.get(v, 0) for v in ids)
-    srm_res = _srm(experiment, units, weights)
+    excluded = [v for v in treatments if v in srm_res.arms and control not in srm_res.arms]
+    if excluded and len(excluded) < len(treatments):
+        warnings.append(
+            f"sample ratio mismatch in {', '.join(excluded)} (p={srm_res.p_value:.3g}): "
+            "left out of the decision"
+        )
     variants = {
         v: VariantResult(
             variant_id=v,
@@ -188,11 +216,12 @@ def build_result(
     warnings += more
     start = found.first_exposure if found else None
     elapsed = (now - start).total_seconds() / 86400 if start else None
+    decided = [v for v in treatments if v not in excluded] or treatments
     rec = recommend(
         DecisionInput(
             rule=rule,
             control=control,
-            treatments=treatments,
+            treatments=decided,
             srm=srm_res,
             guardrails=guards,
             primary=results.get(primary) if primary else None,

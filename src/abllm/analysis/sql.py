@@ -66,10 +66,15 @@ def exposure_key(d: Dialect, scope: Scope) -> str:
     config), an integer aggregate far cheaper than ``arg_min`` over (ts, variant) pairs.
     ``first_time``/``first_variant`` decode it.
     """
+    exposure = "e.type = 'exposure' AND e.variant_id IS NOT NULL"
+    return f"min(CASE WHEN {exposure} THEN {exposure_row_key(d, scope)} END)"
+
+
+def exposure_row_key(d: Dialect, scope: Scope) -> str:
+    """One exposure row's ``epoch_us(ts) * 1024 + variant code`` (see ``exposure_key``)."""
     whens = " ".join(f"WHEN {d.lit(v)} THEN {i}" for i, v in enumerate(scope.variants))
     code = f"(CASE e.variant_id {whens} ELSE {UNKNOWN} END)" if whens else str(UNKNOWN)
-    exposure = "e.type = 'exposure' AND e.variant_id IS NOT NULL"
-    return f"min(CASE WHEN {exposure} THEN {d.epoch_us('e.ts')} * {_CODES} + {code} END)"
+    return f"({d.epoch_us('e.ts')} * {_CODES} + {code})"
 
 
 def first_time(d: Dialect, key: str) -> str:
