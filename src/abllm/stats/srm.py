@@ -103,7 +103,27 @@ def sequential_srm(
     threshold: float = SRM_THRESHOLD,
     tuning: float = SRM_TUNING,
 ) -> SequentialSrm:
-    """An SRM test that may be repeated at every controller tick.
+    """An SRM test that may be repeated at every controller tick (one experiment's arms).
+
+    See :func:`sequential_srm_p_values` for the method; ``flagged`` are the arms whose
+    adjusted p-value is below ``threshold``.
+    """
+    o = np.asarray(observed, dtype=np.float64)
+    if o.ndim != 1 or o.size < 2:
+        raise ValidationError("sequential_srm needs one observed, expected and variance per arm")
+    adjusted = sequential_srm_p_values(o, expected, variance, threshold, tuning)
+    flagged = tuple(int(i) for i in np.flatnonzero(adjusted < threshold))
+    return SequentialSrm(tuple(float(p) for p in adjusted), float(adjusted.min()), flagged)
+
+
+def sequential_srm_p_values(
+    observed: npt.ArrayLike,
+    expected: npt.ArrayLike,
+    variance: npt.ArrayLike,
+    threshold: float = SRM_THRESHOLD,
+    tuning: float = SRM_TUNING,
+) -> FloatArray:
+    """Always-valid per-arm SRM p-values, Bonferroni over the arms (the last axis).
 
     For arm j, ``S_j = O_j − E_j`` with ``E_j = Σ_units p_uj`` (the probability each unit had of
     landing in arm j, from what was served) is a martingale under "assignment works", with
@@ -113,21 +133,19 @@ def sequential_srm(
     keeps the experiment's false-alarm rate at ``threshold`` over any number of looks.
     Bernoulli increments are sub-Gaussian with variance factor 1/4 = p(1 − p) at p = ½, so at
     a 50/50 split the bound is exact (Ville's inequality), and asymptotically valid otherwise.
-    Per-arm p-values also say *which* arms the mismatch concerns.
+    Per-arm p-values also say *which* arms the mismatch concerns. ``threshold`` only tunes ρ.
     """
     from abllm.stats.sequential import sequential_p_value
 
-    o, e, v = (np.asarray(x, dtype=np.float64) for x in (observed, expected, variance))
-    if not (o.shape == e.shape == v.shape) or o.ndim != 1 or o.size < 2:
-        raise ValidationError("sequential_srm needs one observed, expected and variance per arm")
-    k = o.size
+    o, e, v = np.broadcast_arrays(
+        *(np.asarray(x, dtype=np.float64) for x in (observed, expected, variance))
+    )
+    k = o.shape[-1]
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(v > 0, (o - e) / np.sqrt(v), 0.0)
         raw = sequential_p_value(
             z, np.maximum(v, 0.0), alpha=threshold, tuning_n=tuning, alternative="two-sided"
         )
     # An arm no unit could land in (V = 0) that has units is a certain mismatch.
-    raw = np.where((v <= 0) & (o > e + 0.5), 0.0, np.where(v > 0, raw, 1.0))
-    adjusted = np.minimum(1.0, raw * k)
-    flagged = tuple(int(i) for i in np.flatnonzero(adjusted < threshold))
-    return SequentialSrm(tuple(float(p) for p in adjusted), float(adjusted.min()), flagged)
+    raw = np.where(v > 0, raw, np.where(o > e + 0.5, 0.0, 1.0))
+    return np.asarray(np.minimum(1.0, raw * k), dtype=np.float64)
