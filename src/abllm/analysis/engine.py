@@ -2,12 +2,14 @@
 
 Steps: a cheap probe finds which built-in metrics have data and the exposure time span; the
 summary SQL (and the quantile SQL when needed) runs in the store; the stats engine compares
-every treatment with control; SRM, guardrails and the decision rule complete the result.
+every treatment with control; under ``decision.sequential`` the primary's confidence sequences
+are intersected over the daily looks (``abllm.analysis.history``); SRM, guardrails and the
+decision rule complete the result.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -17,8 +19,9 @@ from abllm.analysis.compute import metric_results, required_units, tuning_units
 from abllm.analysis.decide import DecisionInput, recommend
 from abllm.analysis.dialects import Dialect, dialect_for
 from abllm.analysis.guardrails import evaluate_guardrails
+from abllm.analysis.history import running_primary
 from abllm.analysis.holdback import HoldbackView, holdback_experiment, holdback_weights
-from abllm.analysis.result import ExperimentResult, SrmResult, VariantResult
+from abllm.analysis.result import ExperimentResult, MetricResult, SrmResult, VariantResult
 from abllm.analysis.specs import Derived, MetricSpec, Value, experiment_specs
 from abllm.analysis.sql import Scope, probe_sql
 from abllm.analysis.srm import mixture_srm
@@ -123,7 +126,18 @@ def analyze(
         experiment.decision.srm_p_value,
         parts=len(experiment.variants),
     )
-    result = build_result(experiment, collected, now, found, srm_res)
+    primary = primary_metric(experiment)
+    pspec = next((s for s in specs if s.name == primary), None)
+
+    def history(current: MetricResult, tuning: float | None) -> MetricResult:
+        if pspec is None:
+            return current
+        return running_primary(
+            store, d, scope, pspec, current, found.first_exposure,
+            experiment.control.id, experiment.decision, tuning,
+        )  # fmt: skip
+
+    result = build_result(experiment, collected, now, found, srm_res, history)
     if experiment.holdout > 0:
         held = _holdback(experiment, store, now, builtins)
         result = replace(result, holdback=held)
@@ -171,6 +185,7 @@ def build_result(
     now: datetime,
     found: Probe | None,
     srm_res: SrmResult,
+    history: Callable[[MetricResult, float | None], MetricResult] | None = None,
 ) -> ExperimentResult:
     """Stats, guardrails and the recommendation from the collected summaries and the SRM.
 
@@ -210,6 +225,9 @@ def build_result(
     required = required_units(rule, primary_data.arms.get(control) if primary_data else None)
     tuning = tuning_units(rule, required, len(ids))
     results = metric_results(with_data, control, treatments, rule, primary, tuning)
+    if history is not None and primary in results:
+        # Always-valid: the primary's sequences intersected over the daily looks.
+        results[primary] = history(results[primary], tuning)
     guards, more = evaluate_guardrails(
         experiment.guardrails, by_name, results, control, treatments, rule
     )
