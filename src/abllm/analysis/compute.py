@@ -24,9 +24,9 @@ from abllm.stats import (
     adjust_comparisons,
     analyze_arms,
     compare,
-    sample_size,
 )
 from abllm.stats import Comparison as StatsComparison
+from abllm.stats.power import rule_sample_size
 
 NAN = float("nan")
 
@@ -174,11 +174,13 @@ def baseline(summary: Summary) -> float:
     return float(summary.estimate)
 
 
-def required_units(rule: DecisionRule, control: Summary | None) -> int | None:
+def required_units(rule: DecisionRule, control: Summary | None, arms: int = 2) -> int | None:
     """Units per arm for ``decision.power`` at ``decision.mde`` (None without an MDE or data).
 
-    Uses the control's observed mean and per-unit sd, two-sided at ``decision.alpha``
-    (``abllm.stats.sample_size``: the two-sample normal test).
+    Sized for the test the rule runs (``abllm.stats.rule_sample_size``): the always-valid
+    boundary when ``decision.sequential``, ``decision.correction`` across the ``arms − 1``
+    treatments, the control's observed mean and per-unit sd, and never below
+    ``min_units_per_arm``. ``abllm power`` computes the same number.
     """
     if rule.mde is None or control is None:
         return None
@@ -186,8 +188,21 @@ def required_units(rule: DecisionRule, control: Summary | None) -> int | None:
     effect = rule.mde * abs(base) if rule.mde_type == "relative" else rule.mde
     if not (math.isfinite(effect) and effect > 0 and math.isfinite(sd) and sd > 0):
         return None
-    n = sample_size(effect, sd, alpha=rule.alpha, power=rule.power)
-    return math.ceil(n)
+    sd_t = sd
+    if isinstance(control, ProportionStats) and 0 < base + effect < 1:
+        sd_t = math.sqrt((base + effect) * (1.0 - base - effect))  # as abllm power does
+    return rule_sample_size(
+        effect,
+        sd,
+        sd_treatment=sd_t,
+        alpha=rule.alpha,
+        power=rule.power,
+        treatments=max(arms - 1, 1),
+        correction=rule.correction,
+        sequential=rule.sequential,
+        min_units_per_arm=rule.min_units_per_arm,
+        arms=arms,
+    )
 
 
 def tuning_units(rule: DecisionRule, required: int | None, arms: int) -> float | None:

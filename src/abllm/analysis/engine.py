@@ -222,7 +222,9 @@ def build_result(
     with_data = [m for m in collected.metrics if m.has_data or not m.spec.builtin]
     by_name = {m.spec.name: m for m in with_data}
     primary_data = by_name.get(primary) if primary else None
-    required = required_units(rule, primary_data.arms.get(control) if primary_data else None)
+    required = required_units(
+        rule, primary_data.arms.get(control) if primary_data else None, len(ids)
+    )
     tuning = tuning_units(rule, required, len(ids))
     results = metric_results(with_data, control, treatments, rule, primary, tuning)
     if history is not None and primary in results:
