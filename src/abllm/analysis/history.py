@@ -20,7 +20,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 
 from abllm.analysis.collect import collect
-from abllm.analysis.compute import metric_results
+from abllm.analysis.compute import decidable, metric_results
 from abllm.analysis.dialects import Dialect
 from abllm.analysis.result import Comparison, MetricResult
 from abllm.analysis.specs import MetricSpec
@@ -79,11 +79,23 @@ def intersect(
         v: replace(
             running[v],
             p_value_adjusted=a,
-            significant=bool(running[v].error is None and a < rule.alpha),
+            # Keep the canary floor the current look applied (compute.decidable).
+            significant=bool(
+                running[v].error is None and a < rule.alpha and _decidable(current, v, rule)
+            ),
         )
         for v, a in zip(treatments, adjusted, strict=True)
     }
     return replace(current, comparisons=fixed)
+
+
+def _decidable(current: MetricResult, v: str, rule: DecisionRule) -> bool:
+    """The canary floor of the current look (``abllm.analysis.compute.decidable``)."""
+    controls = [a for a in current.arms if a not in current.comparisons]
+    if not controls or v not in current.arms:
+        return True
+    n_c, n_t = current.arms[controls[0]].n, current.arms[v].n
+    return bool(decidable(n_c, n_t, rule.min_units_per_arm))
 
 
 def running_primary(
