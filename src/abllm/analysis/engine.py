@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from abllm.analysis.adaptive import adaptive_metric, not_applicable
 from abllm.analysis.collect import Collected, collect
 from abllm.analysis.compute import metric_results, required_units, tuning_units
 from abllm.analysis.decide import DecisionInput, recommend
@@ -130,14 +131,21 @@ def analyze(
     pspec = next((s for s in specs if s.name == primary), None)
 
     def history(current: MetricResult, tuning: float | None) -> MetricResult:
-        if pspec is None:
+        if pspec is None or experiment.bandit is not None:
             return current
         return running_primary(
             store, d, scope, pspec, current, found.first_exposure,
             experiment.control.id, experiment.decision, tuning,
         )  # fmt: skip
 
-    result = build_result(experiment, collected, now, found, srm_res, history)
+    def adaptive(results: dict[str, MetricResult]) -> dict[str, MetricResult]:
+        return adaptive_results(store, d, relation, scope, experiment, specs, results, warnings)
+
+    warnings: list[str] = []
+    refine = adaptive if experiment.bandit is not None else None
+    result = build_result(experiment, collected, now, found, srm_res, history, refine)
+    if warnings:
+        result = replace(result, warnings=[*result.warnings, *warnings])
     if experiment.holdout > 0:
         held = _holdback(experiment, store, now, builtins)
         result = replace(result, holdback=held)
@@ -186,6 +194,7 @@ def build_result(
     found: Probe | None,
     srm_res: SrmResult,
     history: Callable[[MetricResult, float | None], MetricResult] | None = None,
+    refine: Callable[[dict[str, MetricResult]], dict[str, MetricResult]] | None = None,
 ) -> ExperimentResult:
     """Stats, guardrails and the recommendation from the collected summaries and the SRM.
 
@@ -230,6 +239,8 @@ def build_result(
     if history is not None and primary in results:
         # Always-valid: the primary's sequences intersected over the daily looks.
         results[primary] = history(results[primary], tuning)
+    if refine is not None:
+        results = refine(results)
     guards, more = evaluate_guardrails(
         experiment.guardrails, by_name, results, control, treatments, rule
     )
@@ -266,3 +277,38 @@ def build_result(
         last_event=found.last_event if found else None,
         warnings=warnings,
     )
+
+
+def adaptive_results(
+    store: EventStore,
+    d: Dialect,
+    relation: str,
+    scope: Scope,
+    experiment: Experiment,
+    specs: list[MetricSpec],
+    results: dict[str, MetricResult],
+    warnings: list[str],
+) -> dict[str, MetricResult]:
+    """Bandit experiments: IPW estimates for configured mean/proportion metrics, and every
+    fixed-split p-value marked not applicable (``abllm.analysis.adaptive``)."""
+    control = experiment.control.id
+    treatments = [v.id for v in experiment.variants if v.id != control]
+    out: dict[str, MetricResult] = {}
+    missing = 0
+    for name, metric in results.items():
+        spec = next((s for s in specs if s.name == name), None)
+        if spec is not None and not spec.builtin and spec.kind in ("mean", "proportion"):
+            alpha = experiment.decision.alpha
+            out[name], left_out = adaptive_metric(
+                store, d, relation, scope, spec, metric, control, treatments, alpha
+            )
+            missing = max(missing, left_out)
+        else:
+            out[name] = not_applicable(metric)
+    warnings.append(
+        "adaptive allocation (bandit): arm estimates of configured metrics are inverse-"
+        "propensity weighted; fixed-split p-values are not applicable"
+    )
+    if missing:
+        warnings.append(f"{missing:,} units recorded no assignment probability: left out of IPW")
+    return out

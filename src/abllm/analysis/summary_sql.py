@@ -33,7 +33,7 @@ from abllm.analysis.sql import (
 Thresholds = Mapping[int, Mapping[str, float]]
 
 
-def _unit_columns(d: Dialect, i: int, spec: MetricSpec, arms: Sequence[float]) -> list[str]:
+def unit_columns(d: Dialect, i: int, spec: MetricSpec, arms: Sequence[float]) -> list[str]:
     """Per-unit aggregates of metric ``i``: ``c{i}`` events with data, then its values."""
     cond, val = condition(d, spec), d.value(spec.value)
     has = f"sum(CASE WHEN {cond} THEN 1 ELSE 0 END)"
@@ -131,7 +131,7 @@ def summary_sql(
     for i, spec in enumerate(specs):
         own = thresholds.get(i, {})
         levels = [own.get(a, float("nan")) for a in arms] if spec.kind == "quantile" else []
-        unit_cols += _unit_columns(d, i, spec, levels)
+        unit_cols += unit_columns(d, i, spec, levels)
         variant_cols += _variant_columns(d, i, spec, len(levels))
     names = [_alias(c) for c in unit_cols]
     source = flagged_events(d, relation, scope, specs)
