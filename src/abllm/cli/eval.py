@@ -42,9 +42,7 @@ def _print(report: dict[str, Any]) -> None:
             ci = s["ci"]
             band = f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else ""
             cells.append(f"{_fmt(s['mean'])}{band} n={s['n']}")
-        diffs = [
-            (vid, by[name]) for vid, by in report["comparisons"].items() if name in by
-        ]
+        diffs = [(vid, by[name]) for vid, by in report["comparisons"].items() if name in by]
         table.add_row(
             name,
             *cells,
@@ -81,7 +79,7 @@ def register(app: typer.Typer) -> None:
             None, "--compare-to", help="run id of an earlier run: report drift against it"
         ),
         concurrency: int = typer.Option(8, "--concurrency", help="provider calls in flight"),
-        scorer: list[str] = typer.Option(  # noqa: B008
+        scorer: list[str] = typer.Option(
             [], "--scorer", help="run only this scorer (repeatable; default: all that apply)"
         ),
         repeat: int = typer.Option(1, "--repeat", help="trials per row and variant (pass^k)"),

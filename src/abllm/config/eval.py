@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -21,7 +21,7 @@ ScorerName = Literal[
     "refusal",
     "judge",
 ]
-SCORER_NAMES: tuple[str, ...] = ScorerName.__args__
+SCORER_NAMES: tuple[str, ...] = get_args(ScorerName)
 
 
 class _Strict(BaseModel):
@@ -65,9 +65,10 @@ class EvalConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> EvalConfig:
-        for where, pattern in [("regex", self.regex), *(
-            (f"refusal_patterns[{i}]", p) for i, p in enumerate(self.refusal_patterns)
-        )]:
+        for where, pattern in [
+            ("regex", self.regex),
+            *((f"refusal_patterns[{i}]", p) for i, p in enumerate(self.refusal_patterns)),
+        ]:
             if pattern is None:
                 continue
             try:

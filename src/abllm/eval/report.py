@@ -14,8 +14,8 @@ from abllm.eval.compare import (
     Comparison,
     ScoreSummary,
     compare_rows,
-    pass_hat_k,
     paired,
+    pass_hat_k,
     summarize,
 )
 from abllm.eval.runner import Trial
@@ -58,10 +58,11 @@ def _comparison(c: Comparison) -> dict[str, Any]:
 
 
 def _pass_k(trials: Sequence[Trial], variant: str, name: str, repeat: int) -> float | None:
+    """pass^k over the rows the scorer applies to; a failed call counts as a failed trial."""
     passes: dict[str, int] = {}
     for t in trials:
-        if t.variant_id == variant:
-            passes[t.row_id] = passes.get(t.row_id, 0) + int(t.scores.get(name) == 1.0)
+        if t.variant_id == variant and name in t.scores:
+            passes[t.row_id] = passes.get(t.row_id, 0) + int(t.scores[name] == 1.0)
     return pass_hat_k(list(passes.values()), repeat, repeat)
 
 

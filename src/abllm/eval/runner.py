@@ -80,9 +80,7 @@ async def _complete(
             ) from None
 
     started = time.perf_counter()
-    resp = await call_with_retries(
-        attempt, RetryPolicy(max_retries=exp.max_retries), exp.timeout_s
-    )
+    resp = await call_with_retries(attempt, RetryPolicy(max_retries=exp.max_retries), exp.timeout_s)
     return resp, (time.perf_counter() - started) * 1000.0
 
 

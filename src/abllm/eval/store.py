@@ -98,7 +98,9 @@ def save_run(
 
 
 def _judge_of(attrs: dict[str, Any]) -> dict[str, str] | None:
-    judge = {k[6:]: str(v) for k, v in attrs.items() if k.startswith("judge_") and k != "judge_error"}
+    judge = {
+        k[6:]: str(v) for k, v in attrs.items() if k.startswith("judge_") and k != "judge_error"
+    }
     return judge or None
 
 
