@@ -31,6 +31,8 @@ MODELS: list[type[BaseModel]] = [
     cfg.Stage,
     cfg.WinnerStage,
     cfg.BanditConfig,
+    cfg.EvalConfig,
+    cfg.JudgeConfig,
 ]
 
 
