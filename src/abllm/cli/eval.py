@@ -144,3 +144,5 @@ def register(app: typer.Typer) -> None:
             print_json(outcome.report)
         else:
             _print(outcome.report)
+        if outcome.store_error is not None:
+            fail(outcome.store_error, code=1)

@@ -184,6 +184,8 @@ def output_rows(trials: Sequence[Trial], repeat: int) -> list[dict[str, Any]]:
             line["error_type"] = errors[0]
         if group[0].judge_reason is not None:
             line["judge_reason"] = group[0].judge_reason
+        if group[0].judge_error is not None:
+            line["judge_error"] = group[0].judge_error
         if repeat > 1:
             line["trials"] = [{"output": t.output, "scores": t.scores} for t in group]
         lines.append(line)

@@ -72,12 +72,18 @@ async def _complete(
         timeout_s = remaining_s if cap is None else min(cap, remaining_s)
         try:
             return await provider.complete(replace(req, attempt=n), llm, timeout_s)
+        except ProviderError:
+            raise
         except TimeoutError:
             raise ProviderError(
                 f"{llm.provider} model {llm.model} timed out after {timeout_s:.3g} s",
                 error_type="timeout",
                 status=504,
             ) from None
+        except Exception as exc:  # a provider bug is one failed row, not a failed run
+            raise ProviderError(
+                f"{llm.provider} call failed: {type(exc).__name__}", error_type="bad_response"
+            ) from exc
 
     started = time.perf_counter()
     resp = await call_with_retries(attempt, RetryPolicy(max_retries=exp.max_retries), exp.timeout_s)

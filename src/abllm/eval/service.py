@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from abllm.config import Experiment
-from abllm.errors import ValidationError
+from abllm.errors import AbllmError, ValidationError
 from abllm.eval.dataset import Dataset
 from abllm.eval.judge import prompt_sha
 from abllm.eval.report import build_report, output_rows
@@ -38,6 +38,7 @@ class EvalOutcome:
 
     report: dict[str, Any]
     rows: list[dict[str, Any]]
+    store_error: AbllmError | None = None
 
 
 def prepare(
@@ -100,6 +101,13 @@ async def run_eval(
         }
         for v in exp.variants
     }
-    save_run(store, info, trials, variants)
     report = build_report(exp, info, len(dataset.rows), trials, previous)
-    return EvalOutcome(report, output_rows(trials, opts.repeat))
+    outcome = EvalOutcome(report, output_rows(trials, opts.repeat))
+    # The results are reported even when storing them fails: a long run is not thrown away.
+    try:
+        save_run(store, info, trials, variants)
+    except AbllmError as exc:
+        report["stored"] = False
+        return replace(outcome, store_error=exc)
+    report["stored"] = True
+    return outcome
