@@ -146,9 +146,10 @@ def test_scorers_on_an_answer() -> None:
     ("block", "message"),
     [
         ("    eval: {regex: '('}\n", "eval.regex: not a valid regular expression"),
-        ("    eval: {scorers: [regex]}\n", "`regex` needs the pattern"),
-        ("    eval: {scorers: [judge]}\n", "`judge` needs a `eval.judge` block"),
-        ("    eval: {schedule: daily}\n", "schedule"),
+        ("    eval: {scorers: [regex]}\n", "scorer `regex` needs the pattern"),
+        ("    eval: {scorers: [judge]}\n", "scorer `judge` needs a `eval.judge` block"),
+        ("    eval: {schedule: {every_s: 60, dataset: d.jsonl, max_drift: {regex: 1}}}\n", "regex"),
+        ("    eval: {nope: 1}\n", "nope"),
         ("    eval: {judge: {llm: {model: m}, rubric: r, scale: [5, 1]}}\n", "scale"),
     ],
 )

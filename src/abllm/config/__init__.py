@@ -1,7 +1,13 @@
 """Experiment configuration: pydantic models and YAML loading with field-named errors."""
 
 from abllm.config.bandit import BanditConfig
-from abllm.config.eval import SCORER_NAMES, EvalConfig, JudgeConfig, ScorerName
+from abllm.config.eval import (
+    SCORER_NAMES,
+    EvalConfig,
+    EvalSchedule,
+    JudgeConfig,
+    ScorerName,
+)
 from abllm.config.experiment import Experiment, ExperimentFile, Status, UnitType, Variant
 from abllm.config.llm import FewShotExample, LLMConfig, ProviderName, SimProfile
 from abllm.config.loader import load_experiments, loads_experiments, parse_experiments
@@ -14,6 +20,7 @@ __all__ = [
     "BanditConfig",
     "DecisionRule",
     "EvalConfig",
+    "EvalSchedule",
     "EventType",
     "Experiment",
     "ExperimentFile",

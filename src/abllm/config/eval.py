@@ -49,6 +49,29 @@ class JudgeConfig(_Strict):
         return value
 
 
+class EvalSchedule(_Strict):
+    """A replay the rollout controller runs every ``every_s`` seconds, alerting on drift.
+
+    Each run is compared with the experiment's previous run of the same dataset; a variant
+    whose mean score moved by more than ``max_drift[scorer]`` (absolute, either way) raises an
+    ``eval_drift`` alert through the controller's alert hooks.
+    """
+
+    every_s: float = Field(ge=1, description="seconds between scheduled runs")
+    dataset: str = Field(min_length=1, description="JSONL dataset path (relative to the cwd)")
+    max_drift: dict[ScorerName, float] = Field(min_length=1)
+    repeat: int = Field(default=1, ge=1)
+    concurrency: int = Field(default=8, ge=1)
+
+    @field_validator("max_drift")
+    @classmethod
+    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, bound in value.items():
+            if bound < 0:
+                raise ValueError(f"max_drift.{name}: must be 0 or more, got {bound}")
+        return value
+
+
 class EvalConfig(_Strict):
     """Offline replay settings (``abllm eval``); every field is optional.
 
@@ -62,6 +85,7 @@ class EvalConfig(_Strict):
     case_sensitive: bool = False
     refusal_patterns: list[str] = Field(default_factory=list)
     judge: JudgeConfig | None = None
+    schedule: EvalSchedule | None = None
 
     @model_validator(mode="after")
     def _check(self) -> EvalConfig:
@@ -75,9 +99,9 @@ class EvalConfig(_Strict):
                 re.compile(pattern)
             except re.error as exc:
                 raise ValueError(f"{where}: not a valid regular expression ({exc})") from None
-        chosen = set(self.scorers or ())
+        chosen = set(self.scorers or ()) | set(self.schedule.max_drift if self.schedule else ())
         if "regex" in chosen and self.regex is None:
-            raise ValueError("scorers: `regex` needs the pattern in `eval.regex`")
+            raise ValueError("scorer `regex` needs the pattern in `eval.regex`")
         if "judge" in chosen and self.judge is None:
-            raise ValueError("scorers: `judge` needs a `eval.judge` block (llm and rubric)")
+            raise ValueError("scorer `judge` needs a `eval.judge` block (llm and rubric)")
         return self

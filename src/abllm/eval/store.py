@@ -16,9 +16,10 @@ Representation (no new table, so every backend stores runs as it stores events, 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from abllm.errors import NotFound
@@ -142,3 +143,41 @@ def load_run(store: EventStore, run_id: str) -> StoredRun:
     ]
     trials.sort(key=lambda t: (t.row_id, t.variant_id, t.trial))
     return StoredRun(info, trials)
+
+
+def latest_run(
+    store: EventStore, experiment_id: str, dataset_sha256: str | None = None
+) -> str | None:
+    """The id of the experiment's most recent run (of this dataset, when given), or None.
+
+    One row per run comes back (``GROUP BY trace_id``); any event's attrs carry the run's
+    dataset hash, as every event of a run has the same.
+    """
+    sql = (
+        f"SELECT trace_id, max(ts), min(attrs) FROM {store.events_relation} "  # noqa: S608
+        "WHERE type = ? AND experiment_id = ? GROUP BY trace_id"
+    )
+    best: tuple[datetime, str] | None = None
+    for run_id, ts, attrs in store.query(sql, [EventType.eval.value, experiment_id]):
+        recorded = json.loads(attrs or "{}").get("dataset_sha256")
+        if dataset_sha256 is not None and recorded != dataset_sha256:
+            continue
+        moment = _utc(ts)
+        if best is None or moment > best[0]:
+            best = (moment, str(run_id))
+    return None if best is None else best[1]
+
+
+def last_run_at(store: EventStore, experiment_id: str) -> datetime | None:
+    """When the experiment's most recent run started, or None."""
+    sql = (
+        f"SELECT max(ts) FROM {store.events_relation} "  # noqa: S608
+        "WHERE type = ? AND experiment_id = ?"
+    )
+    rows = store.query(sql, [EventType.eval.value, experiment_id])
+    return _utc(rows[0][0]) if rows and rows[0][0] is not None else None
+
+
+def _utc(ts: Any) -> datetime:
+    moment = ts if isinstance(ts, datetime) else datetime.fromisoformat(str(ts))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
