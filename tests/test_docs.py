@@ -33,6 +33,7 @@ MODELS: list[type[BaseModel]] = [
     cfg.BanditConfig,
     cfg.EvalConfig,
     cfg.JudgeConfig,
+    cfg.EvalSchedule,
 ]
 
 
