@@ -10,7 +10,7 @@ from abllm.config import loads_experiments
 from abllm.errors import ConfigError, ValidationError
 from abllm.eval.dataset import EvalRow, parse_row
 from abllm.eval.judge import judge_request, parse_verdict, prompt_sha
-from abllm.eval.refusal import RefusalDetector
+from abllm.providers.refusal import RefusalDetector
 from abllm.eval.scorers import Answer, Scorers, plan_scorers
 from abllm.providers.sim_grading import grade, ground
 

@@ -19,7 +19,7 @@ from jsonschema.validators import validator_for
 from abllm.config import SCORER_NAMES, EvalConfig, Experiment, Variant
 from abllm.errors import ValidationError
 from abllm.eval.dataset import EvalRow
-from abllm.eval.refusal import RefusalDetector
+from abllm.providers.refusal import RefusalDetector
 
 #: Scorers whose values are 0 or 1.
 BINARY: frozenset[str] = frozenset({"exact", "contains", "regex", "json_schema", "refusal"})

@@ -1,5 +1,7 @@
 """A pure refusal detector: does an answer decline the request?
 
+The eval ``refusal`` scorer uses it; it does no I/O, so the gateway can count refusals with it.
+
 Phrase rules in the style of the refusal lists used by HarmBench and the "refusal rate"
 evaluations of OpenAI's and Anthropic's model cards: an answer is a refusal when one of the
 phrases appears near its start (the first :data:`WINDOW` characters), where models state a
