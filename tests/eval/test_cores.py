@@ -1,4 +1,4 @@
-"""Pure eval cores: refusals, judge verdicts, scorer planning, sim grounding and grading."""
+"""Pure eval cores: judge verdicts, scorer planning, sim grounding and grading."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from abllm.config import loads_experiments
 from abllm.errors import ConfigError, ValidationError
 from abllm.eval.dataset import EvalRow, parse_row
 from abllm.eval.judge import judge_request, parse_verdict, prompt_sha
-from abllm.providers.refusal import RefusalDetector
 from abllm.eval.scorers import Answer, Scorers, plan_scorers
 from abllm.providers.sim_grading import grade, ground
 
@@ -19,26 +18,6 @@ from .conftest import CONFIG
 
 def experiment(extra: str = "") -> object:
     return loads_experiments(CONFIG.replace("QBASE", "2") + extra).experiments[0]
-
-
-@pytest.mark.parametrize(
-    ("text", "refused"),
-    [
-        ("I'm sorry, but I can't help with that request.", True),
-        ("I cannot assist with that.", True),
-        ("As an AI language model, I can\u2019t browse the web.", True),
-        ("I must decline.", True),
-        ("Here is the summary you asked for.", False),
-        ("Sure. " + "x" * 400 + " I cannot help with that.", False),
-        ("", False),
-    ],
-)
-def test_refusal_detector(text: str, refused: bool) -> None:
-    assert RefusalDetector().is_refusal(text) is refused
-
-
-def test_refusal_extra_patterns() -> None:
-    assert RefusalDetector([r"\bnicht möglich\b"]).is_refusal("Das ist nicht möglich.")
 
 
 @pytest.mark.parametrize(
