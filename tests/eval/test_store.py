@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from abllm.errors import NotFound
-from abllm.eval.runner import Trial
-from abllm.eval.store import RunInfo, load_run, save_run
+from abllm.eval.model import RunInfo, Trial
+from abllm.eval.store import load_run, save_run
 from abllm.events import COLUMNS, WELL_KNOWN_METRICS, open_store
 
 INFO = RunInfo(

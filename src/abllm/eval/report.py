@@ -18,9 +18,8 @@ from abllm.eval.compare import (
     pass_hat_k,
     summarize,
 )
-from abllm.eval.runner import Trial
+from abllm.eval.model import RunInfo, StoredRun, Trial
 from abllm.eval.scorers import BINARY
-from abllm.eval.store import RunInfo, StoredRun
 
 #: variant id -> scorer -> row id -> score (mean over the row's trials)
 RowScores = dict[str, dict[str, dict[str, float]]]

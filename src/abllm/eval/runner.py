@@ -23,25 +23,12 @@ from abllm.config import Experiment, JudgeConfig, LLMConfig, Variant
 from abllm.errors import ProviderError
 from abllm.eval.dataset import EvalRow
 from abllm.eval.judge import Verdict, judge_request, parse_verdict
+from abllm.eval.model import Trial
 from abllm.eval.scorers import Answer, Scorers
 from abllm.gateway.model import ProviderSource
 from abllm.gateway.request import ChatCall
 from abllm.gateway.shape import shape_request
 from abllm.providers import ChatRequest, ChatResponse, RetryPolicy, call_with_retries, cost_usd
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One variant's answer to one row in one trial, with its scores."""
-
-    row_id: str
-    variant_id: str
-    trial: int
-    output: str | None
-    scores: dict[str, float]
-    error_type: str | None = None
-    judge_reason: str | None = None
-    judge_error: str | None = None
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,11 @@ from abllm.config import Experiment
 from abllm.errors import AbllmError, ValidationError
 from abllm.eval.dataset import Dataset
 from abllm.eval.judge import prompt_sha
+from abllm.eval.model import RunInfo, StoredRun
 from abllm.eval.report import build_report, output_rows
 from abllm.eval.runner import Runner, RunSpec
 from abllm.eval.scorers import plan_scorers
-from abllm.eval.store import RunInfo, StoredRun, load_run, save_run
+from abllm.eval.store import load_run, save_run
 from abllm.events import EventStore
 from abllm.gateway.model import ProviderSource
 

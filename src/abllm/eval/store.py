@@ -18,39 +18,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from abllm.errors import NotFound
-from abllm.eval.runner import Trial
+from abllm.eval.model import RunInfo, StoredRun, Trial
 from abllm.events import COLUMNS, MAX_BATCH_EVENTS, Event, EventStore, EventType
 from abllm.events.schema import row_to_event
 
 SCORE_PREFIX = "score."
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """What a run replayed and how it scored, as stored with each of its events."""
-
-    run_id: str
-    experiment_id: str
-    experiment_version: int
-    started: datetime
-    dataset: str
-    dataset_sha256: str
-    repeat: int
-    scorers: tuple[str, ...]
-    judge: dict[str, str] | None = None
-
-
-@dataclass(frozen=True)
-class StoredRun:
-    """A run read back from the store."""
-
-    info: RunInfo
-    trials: list[Trial]
 
 
 def _event(info: RunInfo, trial: Trial, variants: dict[str, dict[str, str]]) -> Event:
