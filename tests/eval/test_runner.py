@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,6 +13,8 @@ from aiohttp import web
 
 from abllm.config import Experiment, LLMConfig, loads_experiments
 from abllm.eval.dataset import EvalRow
+from abllm.eval.model import RunInfo
+from abllm.eval.report import build_report, output_rows
 from abllm.eval.runner import Runner, RunSpec
 from abllm.providers import ChatRequest, ChatResponse, ProviderRegistry, StreamChunk
 
@@ -27,6 +30,12 @@ experiments:
       - id: b
         llm: {model: m-b, few_shot: [{user: "2+2?", assistant: "4"}]}
 """
+
+TOOL_CALLS = [
+    {"id": "1", "function": {"name": "lookup", "arguments": '{"q": "x"}'}},
+    {"id": "2", "function": {"name": "lookup", "arguments": "{bad"}},
+    {"id": "3", "function": {"name": "drop_table", "arguments": "{}"}},
+]
 
 ROWS = [EvalRow(f"r{i}", [{"role": "user", "content": f"question {i}"}]) for i in range(10)]
 
@@ -53,7 +62,10 @@ class Recorder:
             await asyncio.sleep(0.005)
             if req.model == self.fail_model:
                 raise KeyError("provider bug")
-            body = {"choices": [{"message": {"content": "ok answer"}, "finish_reason": "stop"}]}
+            message: dict[str, Any] = {"content": "ok answer"}
+            if req.params.get("tools"):
+                message = {"content": None, "tool_calls": TOOL_CALLS}
+            body = {"choices": [{"message": message, "finish_reason": "stop"}]}
             return ChatResponse(body, 3, 2, "stop", req.model)
         finally:
             self.in_flight -= 1
@@ -177,3 +189,23 @@ def test_judge_over_an_openai_compatible_server(monkeypatch: pytest.MonkeyPatch)
     assert "Be correct." in seen[0]["messages"][0]["content"]
     assert seen[0]["temperature"] == 0.0
     assert auth[0] == "Bearer sk-test"
+
+
+def test_tool_calls_are_listed_and_checked() -> None:
+    tools = "[{type: function, function: {name: lookup, parameters: {type: object}}}]"
+    text = YAML.replace(
+        'few_shot: [{user: "2+2?", assistant: "4"}]}', f"params: {{tools: {tools}}}}}"
+    )
+    exp = experiment(text)
+    trials = asyncio.run(Runner(RunSpec(exp, ROWS[:2], ["length"]), Recorder()).run())
+    b = [t for t in trials if t.variant_id == "b"]
+    assert all(t.tool_violations == 2 and len(t.tool_calls) == 3 for t in b)
+    assert all(t.output == "" and t.scores == {"length": 0.0} for t in b)
+    info = RunInfo("r", exp.id, 1, datetime.now(UTC), "d", "s", 1, ("length",))
+    report = build_report(exp, info, 2, trials)
+    assert report["variants"]["b"]["tool_calls"] == 6
+    assert report["variants"]["b"]["tool_violations"] == 4
+    assert report["variants"]["a"]["tool_calls"] == 0
+    line = next(r for r in output_rows(trials, 1) if r["variant_id"] == "b")
+    assert line["tool_calls"][2] == {"name": "drop_table", "arguments": "{}"}
+    assert line["tool_violations"] == 2

@@ -18,6 +18,8 @@ class Trial:
     error_type: str | None = None
     judge_reason: str | None = None
     judge_error: str | None = None
+    tool_calls: tuple[dict[str, str], ...] = ()
+    tool_violations: int = 0
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,8 @@ def _variant(
         "calls": len(mine),
         "errors": sum(t.error_type is not None for t in mine),
         "judge_errors": sum(t.judge_error is not None for t in mine),
+        "tool_calls": sum(len(t.tool_calls) for t in mine),
+        "tool_violations": sum(t.tool_violations for t in mine),
         "scores": {},
     }
     for name in info.scorers:
@@ -185,7 +187,14 @@ def output_rows(trials: Sequence[Trial], repeat: int) -> list[dict[str, Any]]:
             line["judge_reason"] = group[0].judge_reason
         if group[0].judge_error is not None:
             line["judge_error"] = group[0].judge_error
+        if group[0].tool_calls:
+            line["tool_calls"] = list(group[0].tool_calls)
+            line["tool_violations"] = group[0].tool_violations
         if repeat > 1:
-            line["trials"] = [{"output": t.output, "scores": t.scores} for t in group]
+            line["trials"] = [
+                {"output": t.output, "scores": t.scores}
+                | ({"tool_calls": list(t.tool_calls)} if t.tool_calls else {})
+                for t in group
+            ]
         lines.append(line)
     return lines

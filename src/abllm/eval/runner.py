@@ -29,6 +29,7 @@ from abllm.gateway.model import ProviderSource
 from abllm.gateway.request import ChatCall
 from abllm.gateway.shape import shape_request
 from abllm.providers import ChatRequest, ChatResponse, RetryPolicy, call_with_retries, cost_usd
+from abllm.providers.tool_calls import check_tool_calls, declared_tools, tool_calls_of
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,22 @@ class Runner:
                 error = str(exc)
             else:
                 scores["judge"], reason = verdict.score, verdict.reason
-        return Trial(row.id, variant.id, trial, output, scores, None, reason, error)
+        # Tool calls are part of the answer: listed in the rows, checked against the tools the
+        # request declared (unknown tools, invalid arguments).
+        calls = tool_calls_of(resp.body)
+        stats = check_tool_calls(calls, declared_tools(req.params))
+        return Trial(
+            row.id,
+            variant.id,
+            trial,
+            output,
+            scores,
+            None,
+            reason,
+            error,
+            tuple({"name": c.name, "arguments": c.arguments} for c in calls),
+            stats.violations,
+        )
 
     async def _judge(self, cfg: JudgeConfig, row: EvalRow, output: str, trace: str) -> Verdict:
         req = judge_request(cfg, row, output, f"{trace}:judge")
