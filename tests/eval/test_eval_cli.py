@@ -247,6 +247,7 @@ def test_bad_dataset_row_names_line_and_field(
         (["--compare-to", "nope"], "--compare-to nope: no eval run with this id"),
         (["--repeat", "0"], "--repeat 0: must be at least 1"),
         (["--concurrency", "0"], "--concurrency 0: must be at least 1"),
+        (["--output", "/no/such/dir/rows.jsonl"], "--output /no/such/dir/rows.jsonl: No such"),
     ],
 )
 def test_bad_options_exit_2(

@@ -96,6 +96,11 @@ def register(app: typer.Typer) -> None:
             data = load_dataset(dataset)
         except AbllmError as exc:
             fail(exc)
+        if output is not None:  # an unwritable --output fails before any call, not after
+            try:
+                output.open("a").close()
+            except OSError as exc:
+                fail(ValidationError(f"--output {output}: {exc.strerror or exc}"))
         try:
             target = open_store(store)
         except AbllmError as exc:
