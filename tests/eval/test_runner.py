@@ -209,3 +209,10 @@ def test_tool_calls_are_listed_and_checked() -> None:
     line = next(r for r in output_rows(trials, 1) if r["variant_id"] == "b")
     assert line["tool_calls"][2] == {"name": "drop_table", "arguments": "{}"}
     assert line["tool_violations"] == 2
+
+
+def test_progress_is_reported_once_per_answer() -> None:
+    done: list[int] = []
+    spec = RunSpec(experiment(), ROWS[:3], ["length"], repeat=2, on_done=lambda: done.append(1))
+    asyncio.run(Runner(spec, Recorder()).run())
+    assert len(done) == 3 * 2 * 2

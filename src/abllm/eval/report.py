@@ -128,7 +128,12 @@ def drift(info: RunInfo, scores: RowScores, previous: StoredRun) -> dict[str, An
                 **_comparison(cmp),
                 "paired": cmp.test != "welch_t",
             }
-    return {"compare_to": previous.info.run_id, "variants": out}
+    return {
+        "compare_to": previous.info.run_id,
+        "previous_started": previous.info.started.isoformat(),
+        "previous_experiment_version": previous.info.experiment_version,
+        "variants": out,
+    }
 
 
 def build_report(
