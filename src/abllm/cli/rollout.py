@@ -260,6 +260,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Run the rollout controller: guardrails on live results, stage moves, alerts."""
+        from abllm.eval.schedule import EvalScheduler
         from abllm.events import open_store
         from abllm.rollout import AnalysisResults, LogAlert, RolloutController, WebhookAlert
         from abllm.rollout.alerts import AlertHook
@@ -270,6 +271,7 @@ def register(app: typer.Typer) -> None:
                 events = open_store(store)
             except AbllmError as exc:
                 fail(exc)
+            scheduler = EvalScheduler(experiments.experiments, events)  # eval.schedule replays
             try:
                 hooks: list[AlertHook] = [LogAlert()]
                 if webhook:
@@ -280,6 +282,7 @@ def register(app: typer.Typer) -> None:
                     AnalysisResults(events),
                     hooks=hooks,
                     interval_s=interval,
+                    side_tasks=[scheduler.tick] if scheduler else [],
                 )
                 controller.register()
                 while True:
@@ -299,4 +302,5 @@ def register(app: typer.Typer) -> None:
             except KeyboardInterrupt:
                 pass
             finally:
+                scheduler.close()
                 events.close()

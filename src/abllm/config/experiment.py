@@ -13,6 +13,7 @@ from pydantic import (
 )
 
 from abllm.config.bandit import BanditConfig
+from abllm.config.eval import EvalConfig
 from abllm.config.llm import LLMConfig
 from abllm.config.metrics import DecisionRule, Metric
 from abllm.config.rollout import Guardrail, RolloutPlan
@@ -79,6 +80,7 @@ class Experiment(BaseModel):
         default=None, description="JSON schema the answer must satisfy, else fallback"
     )
     log_payloads: bool = Field(default=False, description="store redacted prompts and answers")
+    eval: EvalConfig | None = Field(default=None, description="offline replay (abllm eval)")
 
     @model_validator(mode="after")
     def _check_variants(self) -> Experiment:

@@ -59,12 +59,17 @@ WELL_KNOWN_METRICS: tuple[str, ...] = (
 
 
 class EventType(StrEnum):
-    """What happened: a unit saw a variant, an LLM call was made, feedback or an outcome came in."""
+    """What happened: a unit saw a variant, an LLM call was made, feedback or an outcome came in.
+
+    ``eval`` events are offline replay results (``abllm eval``, see docs/eval.md), never
+    traffic: their metrics are named ``score.<scorer>`` so no analysis metric reads them.
+    """
 
     exposure = "exposure"
     llm_call = "llm_call"
     feedback = "feedback"
     outcome = "outcome"
+    eval = "eval"
 
 
 #: Longest id (``experiment_id``, ``unit_id``, ``variant_id``, ``trace_id``), in characters.

@@ -58,6 +58,9 @@ class RolloutController:
     clock: Callable[[], datetime] = utcnow
     actor: str = "controller"
     interval_s: float | None = None
+    #: Called as ``task(now, fire)`` on every tick, e.g. scheduled eval replays
+    #: (``abllm.eval.schedule.EvalScheduler.tick``); ``fire`` sends an alert through the hooks.
+    side_tasks: Sequence[Callable[[datetime, Callable[[Alert], None]], None]] = ()
     _alerted: set[tuple[str, int, str, str]] = field(default_factory=set, init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
     _thread: threading.Thread | None = field(default=None, init=False)
@@ -91,6 +94,11 @@ class RolloutController:
             except Exception as exc:  # one broken experiment must not stop the others
                 log.exception("rollout tick for %s failed", experiment.id)
                 outcomes.append(Outcome(experiment.id, Decision("none"), False, error=str(exc)))
+        for task in self.side_tasks:
+            try:
+                task(now, self._fire)
+            except Exception:  # a broken side task must not stop the controller
+                log.exception("controller side task %r failed", task)
         return outcomes
 
     def _tick_one(self, experiment: Experiment, now: datetime) -> Outcome:
