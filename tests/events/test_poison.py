@@ -181,3 +181,23 @@ def test_spooled_events_that_no_longer_validate_do_not_block_replay(
     assert pg_store.count() == 4
     assert stats.dead_lettered == 2
     assert len(dead_letters(spool_dir)) == 2
+
+
+@pytest.mark.postgres
+def test_an_oversized_measured_event_keeps_its_measurements(
+    pg_store: EventStore, tmp_path: Path
+) -> None:
+    """A logged prompt can push an llm_call over 32 KB: the text goes, the measurements stay."""
+    pipeline = EventPipeline(pg_store, spool_dir=tmp_path / "spool", flush_interval_s=0.01)
+    event = constructed(
+        metrics={"latency_ms": 12.5, "output_tokens": 7},
+        attrs={"model": "m", "prompt": "😀" * 9000, "response": "ok"},
+    )
+    pipeline.emit(event)
+    pipeline.flush(10)
+    stats = pipeline.stats
+    pipeline.close()
+    assert stats.dead_lettered == 0
+    rows = pg_store.query("SELECT latency_ms, output_tokens, attrs FROM abllm_events")
+    assert len(rows) == 1 and rows[0][:2] == (12.5, 7.0)
+    assert json.loads(rows[0][2]) == {"model": "m", "response": "ok", "truncated": "prompt"}

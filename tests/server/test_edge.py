@@ -29,6 +29,14 @@ experiments:
         llm: {provider: sim, model: sim-large, sim: {time_scale: 0, error_rate: 0}}
     metrics:
       - {name: rating, type: mean, event: feedback, field: rating, role: primary}
+  - id: payloads
+    log_payloads: true
+    variants:
+      - id: control
+        control: true
+        llm: {provider: sim, model: sim-small, sim: {time_scale: 0, error_rate: 0}}
+      - id: treatment
+        llm: {provider: sim, model: sim-large, sim: {time_scale: 0, error_rate: 0}}
 """
 
 
@@ -146,3 +154,20 @@ def test_chat_with_an_unstorable_header_unit_answers_and_dead_letters(
     assert store.query("SELECT count(*) FROM abllm_events WHERE length(unit_id) > 200") == [(0,)]
     letters = (spool / FILE_NAME).read_text().splitlines()
     assert any("unit_id" in json.loads(line)["reason"] for line in letters)
+
+
+@pytest.mark.postgres
+def test_a_chat_whose_logged_prompt_is_too_big_answers_and_keeps_its_measurements(
+    server: tuple[str, EventStore, EventPipeline, Path],
+) -> None:
+    url, store, pipeline, _ = server
+    big = [{"role": "user", "content": "😀" * 9000}]  # 36 KB of UTF-8 once logged
+    status, answer = chat(url, {"model": "payloads", "messages": big, "user": "big-prompt"})
+    assert status == 200, answer
+    pipeline.flush(10)
+    rows = store.query(
+        "SELECT latency_ms, attrs FROM abllm_events WHERE experiment_id = 'payloads' "
+        "AND type = 'llm_call' AND unit_id = 'big-prompt'"
+    )
+    assert len(rows) == 1 and rows[0][0] is not None
+    assert json.loads(rows[0][1])["truncated"] == "prompt"

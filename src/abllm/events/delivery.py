@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from abllm.errors import StoreUnavailable
 from abllm.events.deadletter import DeadLetters
-from abllm.events.models import Event, unstorable_reason
+from abllm.events.models import Event, fit_to_limit, unstorable_reason
 from abllm.events.store import EventStore
 
 
@@ -30,13 +30,20 @@ class Delivery:
         self.dead_lettered = 0  # events set aside since start
 
     def screen(self, events: list[Event]) -> list[Event]:
-        """The storable events; the others are set aside with the reason."""
-        refused = [(reason, e) for e in events if (reason := unstorable_reason(e)) is not None]
-        if not refused:
-            return events
-        self.set_aside(refused)
-        bad = {id(e) for _, e in refused}
-        return [e for e in events if id(e) not in bad]
+        """The storable events (an oversized one without its longest texts: ``fit_to_limit``);
+        the others are set aside with the reason."""
+        kept: list[Event] = []
+        refused: list[tuple[str, object]] = []
+        for raw in events:
+            event = fit_to_limit(raw)
+            reason = unstorable_reason(event)
+            if reason is None:
+                kept.append(event)
+            else:
+                refused.append((reason, event))
+        if refused:
+            self.set_aside(refused)
+        return kept
 
     def set_aside(self, items: Sequence[tuple[str, object]]) -> None:
         """Write ``(reason, event or raw JSON)`` pairs to the dead-letter file."""

@@ -234,6 +234,28 @@ def _checked_size(event: Event) -> int:
     return size
 
 
+def fit_to_limit(event: Event) -> Event:
+    """``event``, or a copy without its longest text attributes when it is over the limit.
+
+    For events the gateway measured: a prompt and answer logged with ``log_payloads`` can push
+    an ``llm_call`` over ``MAX_EVENT_BYTES``. The measurements matter more than the text, so
+    the longest string attributes are dropped (``attrs.truncated`` records which) until it fits.
+    """
+    if size_bound(event) <= MAX_EVENT_BYTES or event.size_bytes() <= MAX_EVENT_BYTES:
+        return event
+    attrs = dict(event.attrs)
+    lengths = {k: len(v) for k, v in attrs.items() if isinstance(v, str)}
+    texts = sorted(lengths, key=lambda k: -lengths[k])
+    dropped: list[str] = []
+    for key in texts:
+        del attrs[key]
+        dropped.append(key)
+        slim = event.model_copy(update={"attrs": {**attrs, "truncated": ",".join(dropped)}})
+        if slim.size_bytes() <= MAX_EVENT_BYTES:
+            return slim
+    return event
+
+
 def check_event(event: Event) -> Event:
     """Raise ``LimitExceeded`` when ``event`` is over ``MAX_EVENT_BYTES``; return it otherwise."""
     _checked_size(event)
