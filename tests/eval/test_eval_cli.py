@@ -271,6 +271,13 @@ def test_bad_options_exit_2(
     assert message in result.stderr
 
 
+def test_human_output_with_repeat(config_path: Path, dataset_path: Path, store_url: str) -> None:
+    args = ["eval", str(config_path), "-e", "answers", "--dataset", str(dataset_path)]
+    result = runner.invoke(app, [*args, "--store", store_url, "--repeat", "2"])
+    assert result.exit_code == 0, result.output
+    assert "pass^k=" in result.stdout and "repeat 2" in result.stdout
+
+
 def test_human_output(config_path: Path, dataset_path: Path, store_url: str) -> None:
     result = runner.invoke(
         app,

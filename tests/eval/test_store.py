@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -50,3 +51,19 @@ def test_run_round_trips(any_store_url: str) -> None:
     assert [(t.row_id, t.variant_id, t.trial, t.scores, t.error_type) for t in run.trials] == [
         (t.row_id, t.variant_id, t.trial, t.scores, t.error_type) for t in trials
     ]
+
+
+def test_answers_are_stored_redacted_only_with_log_payloads(store_url: str) -> None:
+    trial = Trial("r1", "base", 0, "mail me at ann@example.com", {"length": 26.0})
+    store = open_store(store_url)
+    try:
+        save_run(store, INFO, [trial], {})
+        save_run(
+            store, RunInfo(**{**INFO.__dict__, "run_id": "logged"}), [trial], {}, log_payloads=True
+        )
+        rows = store.query(f"SELECT trace_id, attrs FROM {store.events_relation} ORDER BY trace_id")
+    finally:
+        store.close()
+    attrs = {run: json.loads(a) for run, a in rows}
+    assert "response" not in attrs["run-1"]
+    assert attrs["logged"]["response"] == "mail me at [EMAIL]"

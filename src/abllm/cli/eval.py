@@ -41,7 +41,8 @@ def _print(report: dict[str, Any]) -> None:
             s = entry["scores"][name]
             ci = s["ci"]
             band = f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else ""
-            cells.append(f"{_fmt(s['mean'])}{band} n={s['n']}")
+            pass_k = f" pass^k={_fmt(s['pass_k'])}" if s.get("pass_k") is not None else ""
+            cells.append(f"{_fmt(s['mean'])}{band} n={s['n']}{pass_k}")
         diffs = [(vid, by[name]) for vid, by in report["comparisons"].items() if name in by]
         table.add_row(
             name,

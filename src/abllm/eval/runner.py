@@ -7,9 +7,10 @@ budget. No fallback to control: an eval measures each variant as it is, and a fa
 recorded with its ``error_type`` and leaves that row unscored for the variant.
 
 The provider trace id of a call is ``eval:<row id>:<trial>``, the same for every variant and
-every run: the deterministic ``sim`` provider then draws the same random numbers for each
-variant of a row (common random numbers, so paired differences show the variants' own
-differences), and a re-run of an unchanged config reproduces its scores exactly.
+every run: the deterministic ``sim`` provider's draws then depend only on the shaped request,
+so variants sending the same request share them (common random numbers: paired differences
+show only their profiles' differences), and a re-run of an unchanged config reproduces its
+scores exactly.
 """
 
 from __future__ import annotations

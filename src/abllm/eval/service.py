@@ -106,7 +106,7 @@ async def run_eval(
     outcome = EvalOutcome(report, output_rows(trials, opts.repeat))
     # The results are reported even when storing them fails: a long run is not thrown away.
     try:
-        save_run(store, info, trials, variants)
+        save_run(store, info, trials, variants, log_payloads=exp.log_payloads)
     except AbllmError as exc:
         report["stored"] = False
         return replace(outcome, store_error=exc)

@@ -9,8 +9,8 @@ Representation (no new table, so every backend stores runs as it stores events, 
   never mixes replay scores with traffic);
 - ``attrs``: the trial, the variant's provider/model/prompt_version, the dataset path and
   SHA-256, ``repeat``, the scorers, the judge's provider/model/prompt_version/prompt hash, the
-  call's ``error_type`` and the SHA-256 of the answer (answers themselves go to ``--output``
-  only, as prompts and answers are stored only when an experiment asks for it).
+  call's ``error_type`` and the SHA-256 of the answer; the answer itself (redacted) only when
+  the experiment sets ``log_payloads``, as for live calls.
 """
 
 from __future__ import annotations
@@ -25,11 +25,15 @@ from abllm.errors import NotFound
 from abllm.eval.model import RunInfo, StoredRun, Trial
 from abllm.events import COLUMNS, MAX_BATCH_EVENTS, Event, EventStore, EventType
 from abllm.events.schema import row_to_event
+from abllm.gateway.measure import PAYLOAD_CHARS
+from abllm.telemetry import redact
 
 SCORE_PREFIX = "score."
 
 
-def _event(info: RunInfo, trial: Trial, variants: dict[str, dict[str, str]]) -> Event:
+def _event(
+    info: RunInfo, trial: Trial, variants: dict[str, dict[str, str]], log_payloads: bool
+) -> Event:
     attrs: dict[str, Any] = {
         "trial": trial.trial,
         **variants.get(trial.variant_id, {}),
@@ -46,6 +50,8 @@ def _event(info: RunInfo, trial: Trial, variants: dict[str, dict[str, str]]) -> 
         attrs["judge_error"] = trial.judge_error[:200]
     if trial.output is not None:
         attrs["output_sha256"] = hashlib.sha256(trial.output.encode()).hexdigest()
+        if log_payloads:  # as the gateway logs answers: redacted, cut to PAYLOAD_CHARS
+            attrs["response"] = redact(trial.output)[:PAYLOAD_CHARS]
     return Event(
         ts=info.started,
         type=EventType.eval,
@@ -64,10 +70,13 @@ def save_run(
     info: RunInfo,
     trials: Sequence[Trial],
     variants: dict[str, dict[str, str]],
+    *,
+    log_payloads: bool = False,
 ) -> int:
     """Append the run's events in batches; ``variants`` maps a variant id to its recorded
-    ``provider``/``model``/``prompt_version``. Returns the events stored."""
-    events = [_event(info, t, variants) for t in trials]
+    ``provider``/``model``/``prompt_version``; ``log_payloads`` (the experiment's) also stores
+    each answer, redacted. Returns the events stored."""
+    events = [_event(info, t, variants, log_payloads) for t in trials]
     stored = 0
     for i in range(0, len(events), MAX_BATCH_EVENTS):
         stored += store.append(events[i : i + MAX_BATCH_EVENTS])
