@@ -19,6 +19,7 @@ from pathlib import Path
 from abllm.errors import StoreUnavailable
 from abllm.state.base import BaseStateStore, Notice, Subscription
 from abllm.state.models import AuditEntry, ExperimentState
+from abllm.storeurl import file_url
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS abllm_state (
@@ -85,7 +86,7 @@ class EmbeddedStateStore(BaseStateStore):
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.url = "memory://" if path == ":memory:" else f"sqlite:///{path}"
+        self.url = "memory://" if path == ":memory:" else file_url("sqlite", path)
         self._key = f"{id(self)}" if path == ":memory:" else str(Path(path).resolve())
         self._lock = threading.RLock()
         self.conn = connect_sqlite(path)
