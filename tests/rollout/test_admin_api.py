@@ -70,7 +70,25 @@ def test_rollout_moves_and_errors(client: TestClient) -> None:
     r = client.post(f"{BASE}/rollout/rollback", json={"actor": "dana"})
     assert r.status_code == 200 and r.json()["winner"] is None and r.json()["held"]
     assert client.get("/v1/admin/experiments/unknown/state").status_code == 404
+    assert client.get("/v1/admin/experiments/unknown/audit").status_code == 404
     assert client.post(f"{BASE}/kill", json={"oops": 1}).status_code == 422
+
+
+@pytest.mark.parametrize(
+    "route", ["kill", "resume", "rollout/advance", "rollout/rollback", "state", "audit"]
+)
+def test_unknown_experiment_is_404_naming_known_ids(
+    route: str, client: TestClient, store: StateStore
+) -> None:
+    before = store.snapshot()
+    url = f"/v1/admin/experiments/exp_rr/{route}"
+    r = client.get(url) if route in ("state", "audit") else client.post(url)
+    assert r.status_code == 404
+    error = r.json()["error"]
+    assert error["code"] == "not_found"
+    assert "unknown experiment 'exp_rr'" in error["message"]
+    assert "known: exp_r" in error["message"] and "did you mean 'exp_r'?" in error["message"]
+    assert store.snapshot() == before and store.audit("exp_rr") == []
 
 
 def test_kill_through_the_server_serves_control(tmp_path: object) -> None:

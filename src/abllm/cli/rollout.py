@@ -24,6 +24,10 @@ from abllm.state import ExperimentState, StateStore
 
 STORE_HELP = "event store URL; runtime state lives in its database (default: $ABLLM_STORE)"
 STATE_HELP = "state backend URL when not the store's database, e.g. redis://host:6379/0"
+CONFIG_HELP = (
+    "experiment YAML: register its definition of EXPERIMENT first "
+    "(default: the definition `abllm serve` registered)"
+)
 
 
 def default_actor() -> str:
@@ -49,15 +53,31 @@ def _open(store: str | None, state: str | None) -> Iterator[StateStore]:
         backend.close()
 
 
-def _config_experiment(config: Path | None, experiment_id: str) -> Experiment | None:
-    if config is None:
-        return None
-    try:
-        return load_config(config).get(experiment_id)
-    except KeyError:
-        from abllm.errors import NotFound
+def _known(
+    backend: StateStore, config: Path | None, experiment_id: str, actor: str
+) -> Experiment | None:
+    """Refuse an id the state store does not know before anything is written (exit 2).
 
-        fail(NotFound(f"no experiment {experiment_id!r} in {config}"))
+    With ``--config FILE`` the file's definition of the experiment is registered first (as
+    ``abllm serve`` does at start) and returned.
+    """
+    from abllm.rollout import register_experiment
+    from abllm.state.known import known_ids, require_known, unknown_experiment
+
+    try:
+        if config is None:
+            require_known(backend, experiment_id)
+            return None
+        experiments = load_config(config)
+        try:
+            definition = experiments.get(experiment_id)
+        except KeyError:
+            known = {*known_ids(backend), *(e.id for e in experiments.experiments)}
+            raise unknown_experiment(experiment_id, sorted(known)) from None
+        register_experiment(backend, definition, actor=actor)
+        return definition
+    except AbllmError as exc:
+        fail(exc)
 
 
 def _show(state: ExperimentState, as_json: bool, headline: str | None = None) -> None:
@@ -105,12 +125,21 @@ def _change(
     actor: str | None,
     headline: str,
     as_json: bool,
+    config: Path | None = None,
+    with_definition: bool = False,
     **kwargs: Any,
 ) -> None:
-    """Apply one state action by hand and show the new state; errors end as one line."""
+    """Apply one state action by hand and show the new state; errors end as one line.
+
+    ``with_definition`` passes the ``--config`` definition to the action as ``experiment``.
+    """
+    who = actor or default_actor()
     with _open(store, state) as backend:
+        definition = _known(backend, config, experiment_id, who)
+        if with_definition:
+            kwargs["experiment"] = definition
         try:
-            new = action(backend, experiment_id, actor=actor or default_actor(), **kwargs)
+            new = action(backend, experiment_id, actor=who, **kwargs)
         except AbllmError as exc:
             fail(exc)
         _show(new, as_json, headline)
@@ -127,12 +156,13 @@ def register(app: typer.Typer) -> None:
         reason: str | None = typer.Option(None, "--reason", help="why (kept in the audit log)"),
         actor: str | None = typer.Option(None, "--actor", help="who (default: cli:<login>)"),
         as_json: bool = typer.Option(False, "--json", help="print the new state as JSON"),
+        config: Path | None = typer.Option(None, "--config", help=CONFIG_HELP),
     ) -> None:
         """Kill switch: every process serves control for EXPERIMENT within a second."""
         from abllm.rollout import kill as do_kill
 
         headline = f"killed {experiment}: every process now serves control"
-        _change(store, state, do_kill, experiment, actor, headline, as_json, reason=reason)
+        _change(store, state, do_kill, experiment, actor, headline, as_json, config, reason=reason)
 
     @app.command()
     def resume(
@@ -142,12 +172,15 @@ def register(app: typer.Typer) -> None:
         reason: str | None = typer.Option(None, "--reason", help="why (kept in the audit log)"),
         actor: str | None = typer.Option(None, "--actor", help="who (default: cli:<login>)"),
         as_json: bool = typer.Option(False, "--json", help="print the new state as JSON"),
+        config: Path | None = typer.Option(None, "--config", help=CONFIG_HELP),
     ) -> None:
         """Undo a kill or pause (also un-pauses arms a guardrail paused)."""
         from abllm.rollout import resume as do_resume
 
         headline = f"resumed {experiment}"
-        _change(store, state, do_resume, experiment, actor, headline, as_json, reason=reason)
+        _change(
+            store, state, do_resume, experiment, actor, headline, as_json, config, reason=reason
+        )
 
     rollout_app = typer.Typer(
         name="rollout", help="Show and move an experiment's rollout stage.", no_args_is_help=True
@@ -161,13 +194,15 @@ def register(app: typer.Typer) -> None:
         state: str | None = typer.Option(None, "--state", help=STATE_HELP),
         audit: int = typer.Option(5, "--audit", help="audit rows to show (newest last)"),
         as_json: bool = typer.Option(False, "--json", help="state and audit rows as JSON"),
+        config: Path | None = typer.Option(None, "--config", help=CONFIG_HELP),
     ) -> None:
         """Where EXPERIMENT's rollout is, its runtime overrides and its latest changes."""
-        from abllm.rollout import require_state
+        from abllm.state.known import require_known
 
         with _open(store, state) as backend:
+            _known(backend, config, experiment, default_actor())
             try:
-                current = require_state(backend, experiment)
+                current = require_known(backend, experiment)
                 rows = backend.audit(experiment, limit=audit) if audit > 0 else []
             except AbllmError as exc:
                 fail(exc)
@@ -191,9 +226,7 @@ def register(app: typer.Typer) -> None:
         winner: str | None = typer.Option(
             None, "--winner", help="start (or continue) the winner rollout of this variant"
         ),
-        config: Path | None = typer.Option(
-            None, "--config", help="experiment YAML (default: the definition last registered)"
-        ),
+        config: Path | None = typer.Option(None, "--config", help=CONFIG_HELP),
         reason: str | None = typer.Option(None, "--reason", help="why (kept in the audit log)"),
         actor: str | None = typer.Option(None, "--actor", help="who (default: cli:<login>)"),
         as_json: bool = typer.Option(False, "--json", help="print the new state as JSON"),
@@ -201,7 +234,6 @@ def register(app: typer.Typer) -> None:
         """Move EXPERIMENT one step forward (next stage, or the winner rollout)."""
         from abllm.rollout import advance as do_advance
 
-        definition = _config_experiment(config, experiment)
         _change(
             store,
             state,
@@ -210,9 +242,10 @@ def register(app: typer.Typer) -> None:
             actor,
             f"advanced {experiment}",
             as_json,
+            config,
+            with_definition=True,
             winner=winner,
             reason=reason,
-            experiment=definition,
         )
 
     @rollout_app.command("rollback")
@@ -220,9 +253,7 @@ def register(app: typer.Typer) -> None:
         experiment: str = typer.Argument(..., help="experiment id"),
         store: str | None = typer.Option(None, "--store", help=STORE_HELP),
         state: str | None = typer.Option(None, "--state", help=STATE_HELP),
-        config: Path | None = typer.Option(
-            None, "--config", help="experiment YAML (default: the definition last registered)"
-        ),
+        config: Path | None = typer.Option(None, "--config", help=CONFIG_HELP),
         reason: str | None = typer.Option(None, "--reason", help="why (kept in the audit log)"),
         actor: str | None = typer.Option(None, "--actor", help="who (default: cli:<login>)"),
         as_json: bool = typer.Option(False, "--json", help="print the new state as JSON"),
@@ -230,7 +261,6 @@ def register(app: typer.Typer) -> None:
         """Move EXPERIMENT one step back; the controller then holds until advanced by hand."""
         from abllm.rollout import rollback as do_rollback
 
-        definition = _config_experiment(config, experiment)
         _change(
             store,
             state,
@@ -239,8 +269,9 @@ def register(app: typer.Typer) -> None:
             actor,
             f"rolled back {experiment}",
             as_json,
+            config,
+            with_definition=True,
             reason=reason,
-            experiment=definition,
         )
 
     @rollout_app.command("run")

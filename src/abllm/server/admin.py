@@ -10,7 +10,8 @@
     GET  /v1/admin/experiments/{id}/audit?limit=100
 
 Each POST is one audited change in the state store; every gateway process sees it within a
-second. The actor is the body's ``actor``, else the ``X-Abllm-Actor`` header, else ``api``.
+second. An experiment id the state store does not know (``abllm serve`` registers its config's
+experiments) is a 404 naming the known ids, and nothing is written. The actor is the body's ``actor``, else the ``X-Abllm-Actor`` header, else ``api``.
 Errors are ``{"error": {"code", "message"}}`` with 400, 404, 409 (conflict) or 503.
 """
 
@@ -25,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from abllm.errors import AbllmError, Conflict, NotFound, StoreUnavailable, ValidationError
 from abllm.state import ExperimentState, StateStore
+from abllm.state.known import require_known
 
 _STATUS = {ValidationError: 400, NotFound: 404, Conflict: 409, StoreUnavailable: 503}
 
@@ -66,8 +68,12 @@ def build_admin_router(state_store: StateStore) -> APIRouter:
         header: str | None,
         **extra: Any,
     ) -> Any:
-        """Apply one state action; abllm errors become their JSON error response."""
+        """Apply one state action; abllm errors become their JSON error response.
+
+        An id the state store does not know is a 404 naming the known ids; nothing is written.
+        """
         try:
+            require_known(state_store, experiment_id)
             state = action(
                 state_store,
                 experiment_id,
@@ -120,7 +126,7 @@ def build_admin_router(state_store: StateStore) -> APIRouter:
     def get_state(experiment_id: str) -> Any:
         """The runtime state (and the overrides assignment applies)."""
         try:
-            return _state_json(actions.require_state(state_store, experiment_id))
+            return _state_json(require_known(state_store, experiment_id))
         except AbllmError as exc:
             return _error(exc)
 
@@ -128,6 +134,7 @@ def build_admin_router(state_store: StateStore) -> APIRouter:
     def get_audit(experiment_id: str, limit: int = Query(default=100, ge=1, le=10_000)) -> Any:
         """The newest ``limit`` changes, oldest first: who, when, what, why."""
         try:
+            require_known(state_store, experiment_id)
             rows = state_store.audit(experiment_id, limit=limit)
         except AbllmError as exc:
             return _error(exc)
