@@ -11,7 +11,8 @@
 
 Each POST is one audited change in the state store; every gateway process sees it within a
 second. An experiment id the state store does not know (``abllm serve`` registers its config's
-experiments) is a 404 naming the known ids, and nothing is written. The actor is the body's ``actor``, else the ``X-Abllm-Actor`` header, else ``api``.
+experiments) is a 404 naming the known ids, and nothing is written. The actor is the body's
+``actor``, else the ``X-Abllm-Actor`` header, else ``api``.
 Errors are ``{"error": {"code", "message"}}`` with 400, 404, 409 (conflict) or 503.
 """
 
