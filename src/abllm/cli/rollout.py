@@ -17,13 +17,14 @@ from typing import Any
 
 import typer
 
-from abllm.cli.common import console, fail, load_config, print_json
+from abllm.cli.common import console, err_console, fail, load_config, print_json
 from abllm.config import Experiment
 from abllm.errors import AbllmError
 from abllm.state import ExperimentState, StateStore
 
 STORE_HELP = "event store URL; runtime state lives in its database (default: $ABLLM_STORE)"
 STATE_HELP = "state backend URL when not the store's database, e.g. redis://host:6379/0"
+WAIT_HELP = "seconds to wait for every live process to confirm it applied the change"
 CONFIG_HELP = (
     "experiment YAML: register its definition of EXPERIMENT first "
     "(default: the definition `abllm serve` registered)"
@@ -127,6 +128,7 @@ def _change(
     as_json: bool,
     config: Path | None = None,
     with_definition: bool = False,
+    wait: float = 3.0,
     **kwargs: Any,
 ) -> None:
     """Apply one state action by hand and show the new state; errors end as one line.
@@ -142,7 +144,33 @@ def _change(
             new = action(backend, experiment_id, actor=who, **kwargs)
         except AbllmError as exc:
             fail(exc)
+        _confirm_and_show(backend, new, as_json, headline, wait)
+
+
+def _confirm_and_show(
+    backend: StateStore, new: ExperimentState, as_json: bool, headline: str, wait: float
+) -> None:
+    """Show the new state and how many live processes applied it; exit 1 when some did not.
+
+    The change is recorded either way; exit 1 tells a script that a live process (its
+    heartbeat is recent) has not applied it within ``--wait`` seconds.
+    """
+    from abllm.state.confirm import confirm
+
+    try:
+        confirmation = confirm(backend, new.experiment_id, new.version, timeout_s=wait)
+    except AbllmError as exc:
         _show(new, as_json, headline)
+        err_console.print(f"warning: recorded, but cannot confirm who applied it: {exc.message}")
+        raise typer.Exit(1) from None
+    if as_json:
+        print_json({**new.to_json(), "applied": confirmation.to_json()})
+    else:
+        _show(new, False, f"{headline} ({confirmation.summary()})")
+    for line in confirmation.warnings():
+        err_console.print(f"warning: {line}", markup=False, highlight=False)
+    if not confirmation.complete:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
@@ -157,12 +185,24 @@ def register(app: typer.Typer) -> None:
         actor: str | None = typer.Option(None, "--actor", help="who (default: cli:<login>)"),
         as_json: bool = typer.Option(False, "--json", help="print the new state as JSON"),
         config: Path | None = typer.Option(None, "--config", help=CONFIG_HELP),
+        wait: float = typer.Option(3.0, "--wait", min=0, help=WAIT_HELP),
     ) -> None:
         """Kill switch: every process serves control for EXPERIMENT within a second."""
         from abllm.rollout import kill as do_kill
 
-        headline = f"killed {experiment}: every process now serves control"
-        _change(store, state, do_kill, experiment, actor, headline, as_json, config, reason=reason)
+        headline = f"killed {experiment}: control for everyone"
+        _change(
+            store,
+            state,
+            do_kill,
+            experiment,
+            actor,
+            headline,
+            as_json,
+            config,
+            wait=wait,
+            reason=reason,
+        )
 
     @app.command()
     def resume(
@@ -173,13 +213,23 @@ def register(app: typer.Typer) -> None:
         actor: str | None = typer.Option(None, "--actor", help="who (default: cli:<login>)"),
         as_json: bool = typer.Option(False, "--json", help="print the new state as JSON"),
         config: Path | None = typer.Option(None, "--config", help=CONFIG_HELP),
+        wait: float = typer.Option(3.0, "--wait", min=0, help=WAIT_HELP),
     ) -> None:
         """Undo a kill or pause (also un-pauses arms a guardrail paused)."""
         from abllm.rollout import resume as do_resume
 
         headline = f"resumed {experiment}"
         _change(
-            store, state, do_resume, experiment, actor, headline, as_json, config, reason=reason
+            store,
+            state,
+            do_resume,
+            experiment,
+            actor,
+            headline,
+            as_json,
+            config,
+            wait=wait,
+            reason=reason,
         )
 
     rollout_app = typer.Typer(
@@ -230,6 +280,7 @@ def register(app: typer.Typer) -> None:
         reason: str | None = typer.Option(None, "--reason", help="why (kept in the audit log)"),
         actor: str | None = typer.Option(None, "--actor", help="who (default: cli:<login>)"),
         as_json: bool = typer.Option(False, "--json", help="print the new state as JSON"),
+        wait: float = typer.Option(3.0, "--wait", min=0, help=WAIT_HELP),
     ) -> None:
         """Move EXPERIMENT one step forward (next stage, or the winner rollout)."""
         from abllm.rollout import advance as do_advance
@@ -244,6 +295,7 @@ def register(app: typer.Typer) -> None:
             as_json,
             config,
             with_definition=True,
+            wait=wait,
             winner=winner,
             reason=reason,
         )
@@ -257,6 +309,7 @@ def register(app: typer.Typer) -> None:
         reason: str | None = typer.Option(None, "--reason", help="why (kept in the audit log)"),
         actor: str | None = typer.Option(None, "--actor", help="who (default: cli:<login>)"),
         as_json: bool = typer.Option(False, "--json", help="print the new state as JSON"),
+        wait: float = typer.Option(3.0, "--wait", min=0, help=WAIT_HELP),
     ) -> None:
         """Move EXPERIMENT one step back; the controller then holds until advanced by hand."""
         from abllm.rollout import rollback as do_rollback
@@ -271,6 +324,7 @@ def register(app: typer.Typer) -> None:
             as_json,
             config,
             with_definition=True,
+            wait=wait,
             reason=reason,
         )
 

@@ -11,6 +11,7 @@ data_version`` makes an idle poll nearly free), well inside a second.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from abllm.errors import StoreUnavailable
 from abllm.state.base import BaseStateStore, Notice, Subscription
+from abllm.state.liveness import SqliteLiveness
 from abllm.state.models import AuditEntry, ExperimentState
 from abllm.storeurl import file_url
 
@@ -79,8 +81,12 @@ class _LocalSubscription:
                 callbacks.remove(self._callback)
 
 
-class EmbeddedStateStore(BaseStateStore):
-    """State in a SQLite file (``sqlite:///path``) or in memory (``memory://``)."""
+class EmbeddedStateStore(SqliteLiveness, BaseStateStore):
+    """State in a SQLite file (``sqlite:///path``) or in memory (``memory://``).
+
+    A file deleted or replaced under a running process (a reset) is noticed by
+    :meth:`epoch` and :meth:`data_version`, which reopen the path.
+    """
 
     kind = "embedded"
 
@@ -90,13 +96,40 @@ class EmbeddedStateStore(BaseStateStore):
         self._key = f"{id(self)}" if path == ":memory:" else str(Path(path).resolve())
         self._lock = threading.RLock()
         self.conn = connect_sqlite(path)
+        self._opened = 0
         with self._lock:
             self.conn.executescript(_SCHEMA)
+        self._ident = self._file_ident()
+
+    def _file_ident(self) -> tuple[int, int] | None:
+        if self.path == ":memory:":
+            return None
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def _ensure_current(self) -> None:
+        """Reopen the path when the file this connection holds was deleted or replaced."""
+        if self.path == ":memory:" or self._file_ident() == self._ident:
+            return
+        with self._lock:
+            if self._file_ident() == self._ident:
+                return
+            old, self.conn = self.conn, connect_sqlite(self.path)
+            old.close()
+            self.conn.executescript(_SCHEMA)
+            self._ident = self._file_ident()
+            self._opened += 1
 
     def data_version(self) -> int:
-        """Changes when another connection commits: a near-free "anything new?" check."""
+        """Changes when another connection commits (or the file is replaced): a near-free
+        "anything new?" check."""
+        self._ensure_current()
         with self._lock:
-            return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+            version = int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+            return (self._opened << 32) | version
 
     def get(self, experiment_id: str) -> ExperimentState | None:
         with self._lock:
