@@ -74,6 +74,30 @@ def test_rollout_moves_and_errors(client: TestClient) -> None:
     assert client.post(f"{BASE}/kill", json={"oops": 1}).status_code == 422
 
 
+def test_changes_report_how_many_live_processes_applied_them(
+    client: TestClient, store: StateStore
+) -> None:
+    r = client.post(f"{BASE}/kill", params={"wait_s": 0})
+    applied = r.json()["applied"]
+    assert (applied["live"], applied["applied"], applied["complete"]) == (0, 0, True)
+    views = [StateView(store, name=f"gw{i}").start() for i in range(2)]
+    try:
+        r = client.post(f"{BASE}/resume")
+        applied = r.json()["applied"]
+        assert applied["message"] == "applied by 2 of 2 live processes" and applied["complete"]
+        assert applied["version"] == r.json()["version"] and applied["pending"] == []
+        views[1].close()
+        views[1].store.heartbeat(views[1].beat())  # frozen: a fresh beat, no longer following
+        r = client.post(f"{BASE}/kill", params={"wait_s": 0.3})
+        applied = r.json()["applied"]
+        assert applied["message"] == "applied by 1 of 2 live processes"
+        assert not applied["complete"] and applied["pending"][0]["version"] == 3
+        assert r.status_code == 200 and r.json()["killed"]  # recorded all the same
+    finally:
+        views[0].close()
+    assert client.post(f"{BASE}/kill", params={"wait_s": 11}).status_code == 422
+
+
 @pytest.mark.parametrize(
     "route", ["kill", "resume", "rollout/advance", "rollout/rollback", "state", "audit"]
 )

@@ -101,6 +101,12 @@ def test_serve_starts_while_redis_is_down_and_recovers(tmp_path: Path) -> None:
     serve = Serve(tmp_path, config, *args).wait_healthy()
     try:
         assert {serve.chat(EXP.id, u) for u in TREATED[:10]} == {"control"}
+        health = serve.get("/healthz")["state"]
+        assert (health["status"], health["source"], health["backend"]) == (
+            "down",
+            "defaults",
+            "redis",
+        )
         redis_server.start()
         store = open_state(redis_server.url)
         wait_until(lambda: store.get(EXP.id) is not None)  # registered once Redis answers
@@ -108,6 +114,9 @@ def test_serve_starts_while_redis_is_down_and_recovers(tmp_path: Path) -> None:
         done = run_cli("kill", EXP.id, "--state", redis_server.url, "--wait", "10", cwd=tmp_path)
         assert done.returncode == 0 and "applied by 1 of 1 live process" in done.stdout
         assert {serve.chat(EXP.id, u) for u in TREATED} == {"control"}
+        health = serve.get("/healthz")["state"]
+        assert health["status"] == "connected" and health["source"] == "store"
+        assert health["applied"] == {EXP.id: 2} and health["epoch"] == store.epoch()
         store.close()
     finally:
         serve.stop()

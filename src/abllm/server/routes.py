@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from abllm.errors import LimitExceeded, NotFound, StoreUnavailable, ValidationError
 from abllm.events import MAX_BATCH_BYTES, Event, parse_batch
 from abllm.server.feedback import build_feedback_event, parse_json_object
-from abllm.state import runtime_json
+from abllm.state import StateView, runtime_json
 from abllm.telemetry import CONTENT_TYPE_LATEST, pseudonymous_id, redact
 
 router = APIRouter()
@@ -32,9 +32,10 @@ async def healthz(request: Request) -> JSONResponse:
     st = _state(request)
     if not st.ready:
         return JSONResponse({"status": "starting"}, status_code=503)
-    return JSONResponse(
-        {"status": "ok", "experiments": len(st.gateway.config.experiments)}, status_code=200
-    )
+    body: dict[str, Any] = {"status": "ok", "experiments": len(st.gateway.config.experiments)}
+    if isinstance(st.gateway.state, StateView):  # connected/degraded/down, epoch, versions
+        body["state"] = st.gateway.state.status().to_json()
+    return JSONResponse(body, status_code=200)
 
 
 @router.get("/metrics")
