@@ -20,6 +20,8 @@ from abllm.state.liveness import LIVE_S, ProcessBeat
 
 #: Beats older than this are not reported as silent any more (a process that crashed long ago).
 SILENT_S = 600.0
+#: How long to look for a first live heartbeat (processes beat every second; a reset wipes them).
+EMPTY_WAIT_S = 1.5
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,8 @@ def confirm(
         applied = [b for b in live if _has_applied(b, experiment_id, version, current, epoch)]
         pending = [b for b in live if b not in applied]
         waited = time.monotonic() - start
-        if not pending or waited >= timeout_s:
+        # with no live process yet, give beats wiped by a reset a moment to come back
+        settled = bool(live) or waited >= min(timeout_s, EMPTY_WAIT_S)
+        if (not pending and settled) or waited >= timeout_s:
             return Confirmation(experiment_id, version, epoch, applied, pending, silent, waited)
         time.sleep(poll_s)

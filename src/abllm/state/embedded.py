@@ -99,6 +99,7 @@ class EmbeddedStateStore(SqliteLiveness, BaseStateStore):
         self._opened = 0
         with self._lock:
             self.conn.executescript(_SCHEMA)
+        self._liveness_schema()
         self._ident = self._file_ident()
 
     def _file_ident(self) -> tuple[int, int] | None:
@@ -120,6 +121,7 @@ class EmbeddedStateStore(SqliteLiveness, BaseStateStore):
             old, self.conn = self.conn, connect_sqlite(self.path)
             old.close()
             self.conn.executescript(_SCHEMA)
+            self._liveness_schema()
             self._ident = self._file_ident()
             self._opened += 1
 

@@ -88,11 +88,15 @@ class SqliteLiveness:
     def _ensure_current(self) -> None:
         """Hook: reopen the file when it was replaced (see ``EmbeddedStateStore``)."""
 
+    def _liveness_schema(self) -> None:
+        """Create the epoch and heartbeat tables (the store calls this whenever it opens)."""
+        with self._lock:
+            self.conn.executescript(_SQLITE_SCHEMA)
+
     def epoch(self) -> str:
         """The store's epoch, created on first use (see the module docs)."""
         self._ensure_current()
         with self._lock:
-            self.conn.executescript(_SQLITE_SCHEMA)
             self.conn.execute(
                 "INSERT INTO abllm_state_meta (key, value) VALUES ('epoch', ?) "
                 "ON CONFLICT (key) DO NOTHING",
@@ -106,7 +110,6 @@ class SqliteLiveness:
     def heartbeat(self, beat: ProcessBeat) -> None:
         """Record ``beat`` (replacing the process's previous one)."""
         with self._lock:
-            self.conn.executescript(_SQLITE_SCHEMA)
             self.conn.execute(
                 "INSERT INTO abllm_state_procs (process_id, beat, seen_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (process_id) DO UPDATE SET beat = excluded.beat, "
@@ -117,13 +120,11 @@ class SqliteLiveness:
     def forget(self, process_id: str) -> None:
         """Remove a process's beat (it stopped cleanly)."""
         with self._lock:
-            self.conn.executescript(_SQLITE_SCHEMA)
             self.conn.execute("DELETE FROM abllm_state_procs WHERE process_id = ?", (process_id,))
 
     def processes(self) -> list[ProcessBeat]:
         """Every beat of the last hour, newest first (callers split live from silent)."""
         with self._lock:
-            self.conn.executescript(_SQLITE_SCHEMA)
             self.conn.execute(
                 "DELETE FROM abllm_state_procs WHERE seen_at < ?", (time.time() - FORGET_S,)
             )
