@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -165,10 +165,11 @@ class _PgLivenessQueries:
         self.prune = sql.SQL(
             "DELETE FROM {} WHERE seen_at < now() - make_interval(secs => %s)"
         ).format(procs)
-        # ts is the server's clock, so processes on hosts with skewed clocks compare fairly
-        self.list = sql.SQL("SELECT beat::text, seen_at FROM {} ORDER BY seen_at DESC").format(
-            procs
-        )
+        # ages on the server's clock, so processes on hosts with skewed clocks compare fairly
+        self.list = sql.SQL(
+            "SELECT beat::text, extract(epoch FROM now() - seen_at)::float8 FROM {} "
+            "ORDER BY seen_at DESC"
+        ).format(procs)
 
 
 class PgLiveness:
@@ -223,25 +224,45 @@ class PgLiveness:
         self._liveness(lambda c, q: c.execute(q.forget, (process_id,)))
 
     def processes(self) -> list[ProcessBeat]:
-        """Every beat of the last hour, newest first; ``ts`` is when the server received it."""
+        """Every beat of the last hour, newest first; ``ts`` is when the server received it
+        (its age measured on the server's clock, placed on this host's)."""
 
         def read(c: psycopg.Connection[Any], q: _PgLivenessQueries) -> list[Any]:
             c.execute(q.prune, (FORGET_S,))
             return c.execute(q.list).fetchall()
 
         rows = self._liveness(read)
-        return [ProcessBeat.model_validate({**json.loads(text), "ts": seen}) for text, seen in rows]
+        now = datetime.now(UTC)
+        return [_received(text, now, age) for text, age in rows]
 
 
 # -- Redis ---------------------------------------------------------------------------------------
 
 
+def _received(text: str | bytes, now: datetime, age_s: float) -> ProcessBeat:
+    """A stored beat, stamped ``age_s`` seconds (measured on the server) before ``now``."""
+    beat = json.loads(text)
+    beat["ts"] = now - timedelta(seconds=max(0.0, float(age_s)))
+    return ProcessBeat.model_validate(beat)
+
+
+#: Store a beat with the Redis server's clock (``TIME``), so host clock skew does not matter.
+_BEAT = """
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], t[1] .. '.' .. string.format('%06d', t[2]))
+return 1
+"""
+
+
 class RedisLiveness:
-    """Epoch in ``<prefix>epoch``, heartbeats in the hash ``<prefix>procs``."""
+    """Epoch in ``<prefix>epoch``; heartbeats in the hash ``<prefix>procs`` and when the
+    server received them in ``<prefix>procs-seen``."""
 
     client: redis.Redis
     prefix: str
     _call: Callable[[Callable[[], Any]], Any]
+    _beat_script: Any = None
 
     def epoch(self) -> str:
         """The store's epoch, created on first use (see the module docs)."""
@@ -258,23 +279,43 @@ class RedisLiveness:
 
     def heartbeat(self, beat: ProcessBeat) -> None:
         """Record ``beat`` (replacing the process's previous one)."""
-        self._call(
-            lambda: self.client.hset(f"{self.prefix}procs", beat.process_id, beat.model_dump_json())
-        )
+        if self._beat_script is None:
+            self._beat_script = self.client.register_script(_BEAT)
+        keys = [f"{self.prefix}procs", f"{self.prefix}procs-seen"]
+        args = [beat.process_id, beat.model_dump_json()]
+        self._call(lambda: self._beat_script(keys=keys, args=args))
 
     def forget(self, process_id: str) -> None:
         """Remove a process's beat (it stopped cleanly)."""
-        self._call(lambda: self.client.hdel(f"{self.prefix}procs", process_id))
+        self._call(lambda: self._forget([process_id]))
+
+    def _forget(self, ids: list[Any]) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hdel(f"{self.prefix}procs", *ids)
+        pipe.hdel(f"{self.prefix}procs-seen", *ids)
+        pipe.execute()
 
     def processes(self) -> list[ProcessBeat]:
-        """Every beat of the last hour, newest first."""
-        raw = self._call(lambda: self.client.hgetall(f"{self.prefix}procs"))
-        now = datetime.now(UTC)
-        beats: list[tuple[Any, ProcessBeat]] = []
-        stale: list[tuple[Any, ProcessBeat]] = []
-        for key, value in raw.items():
-            beat = ProcessBeat.model_validate_json(value)
-            (stale if beat.age_s(now) > FORGET_S else beats).append((key, beat))
+        """Every beat of the last hour, newest first (ages on the server's clock)."""
+
+        def read() -> list[Any]:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hgetall(f"{self.prefix}procs")
+            pipe.hgetall(f"{self.prefix}procs-seen")
+            pipe.time()
+            return list(pipe.execute())
+
+        beats_raw, seen_raw, (secs, micros) = self._call(read)
+        server_now, now = secs + micros / 1e6, datetime.now(UTC)
+        beats: list[ProcessBeat] = []
+        stale: list[Any] = []
+        for key, value in beats_raw.items():
+            seen = seen_raw.get(key)
+            age = server_now - float(seen) if seen is not None else FORGET_S + 1
+            if age > FORGET_S:
+                stale.append(key)
+            else:
+                beats.append(_received(value, now, age))
         if stale:
-            self._call(lambda: self.client.hdel(f"{self.prefix}procs", *[k for k, _ in stale]))
-        return sorted((b for _, b in beats), key=lambda b: b.ts, reverse=True)
+            self._call(lambda: self._forget(stale))
+        return sorted(beats, key=lambda b: b.ts, reverse=True)

@@ -8,6 +8,7 @@ Keys (``?prefix=`` picks the prefix, default ``abllm:``):
 - channel ``<prefix>state``       the experiment id of every change
 - ``<prefix>epoch``               the store's epoch (a restart that lost the data loses it too)
 - ``<prefix>procs``               hash: process id -> heartbeat (applied versions)
+- ``<prefix>procs-seen``          hash: process id -> when the server received it (TIME)
 
 A write is one Lua script: compare the version, store the state, append the audit row and
 publish, atomically. Redis keeps the kill switch only as durably as it is configured to
