@@ -136,3 +136,24 @@ def test_serve_starts_while_redis_is_down_and_recovers(tmp_path: Path) -> None:
     finally:
         serve.stop()
         redis_server.stop()
+
+
+def test_opening_postgres_state_needs_no_server(tmp_path: Path) -> None:
+    """Opening connects lazily: a serving process starts while PostgreSQL is down."""
+    from abllm.state.sticky import open_sticky
+
+    url = "postgresql://postgres@127.0.0.1:9/test?schema=abllm_down"  # discard port: refused
+    store = open_state(url)
+    open_sticky(url).close()
+    view = start_view(
+        store,
+        lambda s: register_experiments(s, [EXP], actor="abllm serve"),
+        cache_path=tmp_path / "cache.json",
+    )
+    try:
+        assert view.get(EXP.id).paused and view.status().status == "down"
+        with pytest.raises(StoreUnavailable):
+            store.get(EXP.id)
+    finally:
+        view.close()
+        store.close()
