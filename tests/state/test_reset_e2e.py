@@ -138,4 +138,10 @@ def test_kill_says_so_when_a_live_process_has_not_applied_it(
     assert "warning: abllm serve" in done.stderr and "has not applied v2" in done.stderr
     done = run_cli("rollout", "status", EXP.id, *state, "--json", cwd=tmp_path)
     assert '"killed":true' in done.stdout  # recorded all the same
+    wait_until(
+        lambda: (
+            "applied by 1 of 1 live process"
+            in run_cli("rollout", "status", EXP.id, *state, cwd=tmp_path).stdout
+        )
+    )
     wait_until(lambda: serve.chat(EXP.id, TREATED[0]) == "control")

@@ -247,6 +247,7 @@ def register(app: typer.Typer) -> None:
         config: Path | None = typer.Option(None, "--config", help=CONFIG_HELP),
     ) -> None:
         """Where EXPERIMENT's rollout is, its runtime overrides and its latest changes."""
+        from abllm.state.confirm import confirm
         from abllm.state.known import require_known
 
         with _open(store, state) as backend:
@@ -254,12 +255,20 @@ def register(app: typer.Typer) -> None:
             try:
                 current = require_known(backend, experiment)
                 rows = backend.audit(experiment, limit=audit) if audit > 0 else []
+                applied = confirm(backend, experiment, current.version, timeout_s=0)
             except AbllmError as exc:
                 fail(exc)
             if as_json:
-                print_json({**current.to_json(), "audit": [r.to_json() for r in rows]})
+                print_json(
+                    {
+                        **current.to_json(),
+                        "applied": applied.to_json(),
+                        "audit": [r.to_json() for r in rows],
+                    }
+                )
                 return
             _show(current, False)
+            console.print(f"  {applied.summary()}", highlight=False, markup=False)
             for row in rows:
                 console.print(
                     f"  #{row.version} {row.ts.isoformat()} {row.actor} {row.action}: "
