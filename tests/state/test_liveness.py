@@ -114,8 +114,9 @@ def test_view_readopts_a_lower_version_after_a_reset(reset_url: str) -> None:
         assert view.state("exp").version == 7  # type: ignore[union-attr]
         epoch = view.epoch
         reset(reset_url)
-        writer.close()
-        writer = open_state(reset_url)
+        # the old handle stays open to the end: closing a SQLite connection to a deleted file
+        # checkpoints and unlinks "<path>-wal", which by then belongs to the new file
+        old, writer = writer, open_state(reset_url)
         # whoever comes first: the view restoring v7, or this kill at v1 of the new store
         killed = writer.apply("exp", lambda s: replace(s, killed=True), actor="ops", action="kill")
         wait_for(lambda: view.get("exp").killed)
@@ -128,6 +129,7 @@ def test_view_readopts_a_lower_version_after_a_reset(reset_url: str) -> None:
         view.close()
         writer.close()
         reader.close()
+        old.close()
 
 
 def test_view_writes_back_what_a_reset_lost(reset_url: str) -> None:
@@ -138,8 +140,9 @@ def test_view_writes_back_what_a_reset_lost(reset_url: str) -> None:
     view = StateView(reader, poll_interval_s=0.05, healthy_poll_s=0.2, name="test").start()
     try:
         reset(reset_url)
-        writer.close()
-        writer = open_state(reset_url)
+        # the old handle stays open to the end: closing a SQLite connection to a deleted file
+        # checkpoints and unlinks "<path>-wal", which by then belongs to the new file
+        old, writer = writer, open_state(reset_url)
         wait_for(lambda: writer.get("exp") is not None)
         back = writer.get("exp")
         assert back is not None and back.killed and back.version == 3
@@ -150,6 +153,7 @@ def test_view_writes_back_what_a_reset_lost(reset_url: str) -> None:
         view.close()
         writer.close()
         reader.close()
+        old.close()
 
 
 def test_view_follows_a_store_restored_from_an_older_copy(state_url: str) -> None:
@@ -205,6 +209,26 @@ def test_sqlite_file_replaced_under_a_running_view(tmp_path: Path) -> None:
         other.apply("exp", lambda s: replace(s, killed=True), actor="ops", action="kill")
         wait_for(lambda: view.get("exp").killed)
         other.close()
+    finally:
+        view.close()
+        store.close()
+
+
+def test_reset_while_stopped_is_caught_through_the_cache(reset_url: str, tmp_path: Path) -> None:
+    """All processes stop, the store loses everything, they start again: the kill holds."""
+    cache = tmp_path / "state-cache.json"
+    store = open_state(reset_url)
+    store.apply("exp", lambda s: replace(s, killed=True), actor="ops", action="kill")
+    StateView(store, cache_path=cache).start().close()
+    store.close()
+    reset(reset_url)
+    store = open_state(reset_url)
+    view = StateView(store, cache_path=cache, name="restarted").start()
+    try:
+        assert view.get("exp").killed and view.resets == 1
+        back = store.get("exp")
+        assert back is not None and back.killed
+        assert store.audit("exp")[-1].action == "restore"
     finally:
         view.close()
         store.close()

@@ -97,6 +97,7 @@ class EmbeddedStateStore(SqliteLiveness, BaseStateStore):
         self._lock = threading.RLock()
         self.conn = connect_sqlite(path)
         self._opened = 0
+        self._retired: list[sqlite3.Connection] = []
         with self._lock:
             self.conn.executescript(_SCHEMA)
         self._liveness_schema()
@@ -118,8 +119,11 @@ class EmbeddedStateStore(SqliteLiveness, BaseStateStore):
         with self._lock:
             if self._file_ident() == self._ident:
                 return
-            old, self.conn = self.conn, connect_sqlite(self.path)
-            old.close()
+            # The old connection is retired, not closed: closing the last connection to a
+            # deleted database checkpoints and unlinks "<path>-wal" by name, which now belongs
+            # to the new file (see sqlite.org/howtocorrupt.html, "unlinking an open database").
+            self._retired.append(self.conn)
+            self.conn = connect_sqlite(self.path)
             self.conn.executescript(_SCHEMA)
             self._liveness_schema()
             self._ident = self._file_ident()
@@ -206,4 +210,5 @@ class EmbeddedStateStore(SqliteLiveness, BaseStateStore):
 
     def close(self) -> None:
         with self._lock:
-            self.conn.close()
+            for conn in (*self._retired, self.conn):
+                conn.close()

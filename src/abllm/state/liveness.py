@@ -96,15 +96,16 @@ class SqliteLiveness:
     def epoch(self) -> str:
         """The store's epoch, created on first use (see the module docs)."""
         self._ensure_current()
+        read = "SELECT value FROM abllm_state_meta WHERE key = 'epoch'"
         with self._lock:
-            self.conn.execute(
-                "INSERT INTO abllm_state_meta (key, value) VALUES ('epoch', ?) "
-                "ON CONFLICT (key) DO NOTHING",
-                (new_epoch(),),
-            )
-            row = self.conn.execute(
-                "SELECT value FROM abllm_state_meta WHERE key = 'epoch'"
-            ).fetchone()
+            row = self.conn.execute(read).fetchone()
+            if row is None:  # read first: a poll must not take the write lock
+                self.conn.execute(
+                    "INSERT INTO abllm_state_meta (key, value) VALUES ('epoch', ?) "
+                    "ON CONFLICT (key) DO NOTHING",
+                    (new_epoch(),),
+                )
+                row = self.conn.execute(read).fetchone()
         return str(row[0])
 
     def heartbeat(self, beat: ProcessBeat) -> None:
@@ -152,11 +153,10 @@ class _PgLivenessQueries:
                 "beat JSONB NOT NULL, seen_at TIMESTAMPTZ NOT NULL)"
             ).format(procs),
         ]
-        self.epoch = sql.SQL(
-            "WITH ins AS (INSERT INTO {} (key, value) VALUES ('epoch', %s) "
-            "ON CONFLICT (key) DO NOTHING RETURNING value) "
-            "SELECT value FROM ins UNION ALL SELECT value FROM {} WHERE key = 'epoch'"
-        ).format(meta, meta)
+        self.epoch = sql.SQL("SELECT value FROM {} WHERE key = 'epoch'").format(meta)
+        self.new_epoch = sql.SQL(
+            "INSERT INTO {} (key, value) VALUES ('epoch', %s) ON CONFLICT (key) DO NOTHING"
+        ).format(meta)
         self.beat = sql.SQL(
             "INSERT INTO {} (process_id, beat, seen_at) VALUES (%s, %s::jsonb, now()) "
             "ON CONFLICT (process_id) DO UPDATE SET beat = excluded.beat, seen_at = now()"
@@ -187,13 +187,11 @@ class PgLiveness:
         lq = self._queries()
 
         def run(conn: psycopg.Connection[Any]) -> Any:
-            try:
-                with conn.transaction():
-                    return fn(conn, lq)
+            try:  # autocommit: one round trip per statement, no BEGIN/COMMIT
+                return fn(conn, lq)
             except psycopg.errors.UndefinedTable:
                 self._create(conn)
-                with conn.transaction():
-                    return fn(conn, lq)
+                return fn(conn, lq)
 
         return self.db.run(run)
 
@@ -209,11 +207,16 @@ class PgLiveness:
 
     def epoch(self) -> str:
         """The store's epoch, created on first use (see the module docs)."""
-        for _ in range(3):  # a concurrent first insert can hide the row from this snapshot
-            rows = self._liveness(lambda c, q: c.execute(q.epoch, (new_epoch(),)).fetchall())
-            if rows:
-                return str(rows[0][0])
-        raise RuntimeError("the PostgreSQL state store returned no epoch row")
+
+        def read(c: psycopg.Connection[Any], q: _PgLivenessQueries) -> list[Any]:
+            rows = c.execute(q.epoch).fetchall()
+            if not rows:  # read first: a poll writes nothing (and uses no transaction id)
+                c.execute(q.new_epoch, (new_epoch(),))
+                rows = c.execute(q.epoch).fetchall()
+            return rows
+
+        # autocommit: the re-read after a concurrent first insert sees the winner's row
+        return str(self._liveness(read)[0][0])
 
     def heartbeat(self, beat: ProcessBeat) -> None:
         """Record ``beat`` (replacing the process's previous one)."""
@@ -269,10 +272,13 @@ class RedisLiveness:
         key = f"{self.prefix}epoch"
 
         def read() -> Any:
-            pipe = self.client.pipeline(transaction=True)
-            pipe.set(key, new_epoch(), nx=True)
-            pipe.get(key)
-            return pipe.execute()[1]
+            raw = self.client.get(key)
+            if raw is None:  # first reader after a restart that lost the data
+                pipe = self.client.pipeline(transaction=True)
+                pipe.set(key, new_epoch(), nx=True)
+                pipe.get(key)
+                raw = pipe.execute()[1]
+            return raw
 
         raw = self._call(read)
         return raw.decode() if isinstance(raw, bytes) else str(raw)

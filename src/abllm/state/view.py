@@ -178,9 +178,22 @@ class StateView:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> StateView:
-        """Load everything (or the cache file), then start listening, polling and beating."""
-        if not self.refresh() and self.cache_path is not None:
-            self._load_cache()
+        """Load the cache file, then the store, then start listening, polling and beating.
+
+        The cache comes first so that a store reset while this process was stopped (its epoch
+        differs from the cached one) is noticed, and what it lost is written back.
+        """
+        cached = self.cache_path is not None and self._load_cache()
+        if not self.refresh():
+            if cached:
+                log.warning(
+                    "state store unreachable at start: serving the cache %s", self.cache_path
+                )
+            else:
+                log.warning(
+                    "state store unreachable at start and no cache: control for every "
+                    "experiment until it answers"
+                )
         self._subscription = self.store.subscribe(self._notice)
         self._spawn(self._poll_loop, "abllm-state-poll")
         if self.heartbeat_s is not None:
@@ -370,9 +383,10 @@ class StateView:
             except OSError as exc:
                 log.warning("cannot write the state cache %s: %s", self.cache_path, exc)
 
-    def _load_cache(self) -> None:
+    def _load_cache(self) -> bool:
+        """Adopt the cache file written for this store URL; False when there is none."""
         assert self.cache_path is not None
-        with contextlib.suppress(OSError, ValueError):
+        try:
             data = json.loads(self.cache_path.read_text())
             if data.get("store") != self.store.url:
                 log.warning(
@@ -381,10 +395,14 @@ class StateView:
                     data.get("store"),
                     self.store.url,
                 )
-                return
+                return False
             states = {eid: ExperimentState.model_validate(s) for eid, s in data["states"].items()}
-            self.epoch = data.get("epoch")
-            self._merge(states)
-            self._fallback = _DEFAULT
-            self._source = "cache"
-            log.warning("state store unreachable at start: using the cache %s", self.cache_path)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            if self.cache_path.exists():
+                log.warning("state cache %s unreadable (%s): ignored", self.cache_path, exc)
+            return False
+        self.epoch = data.get("epoch")
+        self._merge(states)
+        self._fallback = _DEFAULT
+        self._source = "cache"
+        return True
