@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from typer.testing import CliRunner
 from abllm.cli.main import app
 from abllm.config import loads_experiments
 from abllm.rollout import register_experiment
-from abllm.state import open_state
+from abllm.state import StateView, open_state
 
 runner = CliRunner()
 
@@ -38,6 +39,15 @@ def store_url(tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture
+def serving(store_url: str) -> Iterator[StateView]:
+    """A live serving process's view of the state: CLI changes are confirmed at once."""
+    view = StateView(open_state(store_url=store_url)).start()
+    yield view
+    view.close()
+    view.store.close()
+
+
 def invoke(*args: str) -> tuple[int, str, str]:
     result = runner.invoke(app, list(args))
     return result.exit_code, result.stdout, result.stderr
@@ -47,9 +57,10 @@ def test_state_lives_beside_the_embedded_store(store_url: str, tmp_path: Path) -
     assert (tmp_path / "data" / "events.state.sqlite").exists()
 
 
-def test_kill_and_resume(store_url: str) -> None:
+def test_kill_and_resume(store_url: str, serving: StateView) -> None:
     code, out, _ = invoke("kill", "exp_cli", "--store", store_url, "--reason", "bad answers")
     assert code == 0 and "killed exp_cli" in out and "KILLED" in out
+    assert "(applied by 1 of 1 live process)" in out
     code, out, _ = invoke("rollout", "status", "exp_cli", "--store", store_url, "--json")
     data = json.loads(out)
     assert data["killed"] and data["runtime"]["killed"]
@@ -63,7 +74,7 @@ def test_kill_and_resume(store_url: str) -> None:
     assert audit[-1].actor == "alice"
 
 
-def test_advance_and_rollback(store_url: str) -> None:
+def test_advance_and_rollback(store_url: str, serving: StateView) -> None:
     code, out, _ = invoke("rollout", "status", "exp_cli", "--store", store_url)
     assert code == 0 and "stage 1/2 'canary'" in out and "traffic: 10 %" in out
     code, out, _ = invoke("rollout", "advance", "exp_cli", "--store", store_url, "--json")

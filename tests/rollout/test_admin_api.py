@@ -55,7 +55,15 @@ def test_kill_reaches_a_view_and_is_audited(client: TestClient, store: StateStor
     assert client.get(f"{BASE}/audit", params={"limit": 1}).json()["audit"][0]["action"] == "resume"
 
 
-def test_rollout_moves_and_errors(client: TestClient) -> None:
+@pytest.fixture
+def serving(store: StateStore) -> Iterator[StateView]:
+    """A live serving process's view: changes are confirmed at once, not after a wait."""
+    view = StateView(store).start()
+    yield view
+    view.close()
+
+
+def test_rollout_moves_and_errors(client: TestClient, serving: StateView) -> None:
     assert client.get(f"{BASE}/state").json()["stage"] == 0
     r = client.post(f"{BASE}/rollout/advance")
     assert r.status_code == 200 and r.json()["stage"] == 1
