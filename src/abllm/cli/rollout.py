@@ -55,19 +55,20 @@ def _open(store: str | None, state: str | None) -> Iterator[StateStore]:
 
 
 def _known(
-    backend: StateStore, config: Path | None, experiment_id: str, actor: str
+    backend: StateStore, config: Path | None, experiment_id: str, actor: str, wait: float = 3.0
 ) -> Experiment | None:
     """Refuse an id the state store does not know before anything is written (exit 2).
 
     With ``--config FILE`` the file's definition of the experiment is registered first (as
-    ``abllm serve`` does at start) and returned.
+    ``abllm serve`` does at start) and returned. An empty store (just reset) is given up to
+    ``wait`` seconds for the serving processes to write their state back.
     """
     from abllm.rollout import register_experiment
-    from abllm.state.known import known_ids, require_known, unknown_experiment
+    from abllm.state.known import known_ids, unknown_experiment, wait_known
 
     try:
         if config is None:
-            require_known(backend, experiment_id)
+            wait_known(backend, experiment_id, wait)
             return None
         experiments = load_config(config)
         try:
@@ -137,7 +138,7 @@ def _change(
     """
     who = actor or default_actor()
     with _open(store, state) as backend:
-        definition = _known(backend, config, experiment_id, who)
+        definition = _known(backend, config, experiment_id, who, wait)
         if with_definition:
             kwargs["experiment"] = definition
         try:

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from abllm.errors import AbllmError, Conflict, NotFound, StoreUnavailable, ValidationError
 from abllm.state import ExperimentState, StateStore
 from abllm.state.confirm import confirm
-from abllm.state.known import require_known
+from abllm.state.known import require_known, wait_known
 
 _STATUS = {ValidationError: 400, NotFound: 404, Conflict: 409, StoreUnavailable: 503}
 #: ``?wait_s=``: how long a change waits for every live process to confirm it (0-10 s).
@@ -84,7 +84,7 @@ def build_admin_router(state_store: StateStore) -> APIRouter:
         An id the state store does not know is a 404 naming the known ids; nothing is written.
         """
         try:
-            require_known(state_store, experiment_id)
+            wait_known(state_store, experiment_id, wait_s)
             state = action(
                 state_store,
                 experiment_id,

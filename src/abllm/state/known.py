@@ -9,6 +9,7 @@ typo or the wrong store: it is refused before anything is written, naming the kn
 from __future__ import annotations
 
 import difflib
+import time
 
 from abllm.errors import NotFound
 from abllm.state.base import StateStore
@@ -42,3 +43,17 @@ def require_known(store: StateStore, experiment_id: str) -> ExperimentState:
     if state is not None and state.definition is not None:
         return state
     raise unknown_experiment(experiment_id, known_ids(store))
+
+
+def wait_known(store: StateStore, experiment_id: str, timeout_s: float) -> ExperimentState:
+    """Like :func:`require_known`, but a store with no experiments at all is given up to
+    ``timeout_s`` seconds: after a reset, the serving processes write back what they applied
+    within a second or two (see :class:`~abllm.state.view.StateView`)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return require_known(store, experiment_id)
+        except NotFound:
+            if known_ids(store) or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.1)
