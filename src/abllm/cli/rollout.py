@@ -162,7 +162,11 @@ def _confirm_and_show(
         confirmation = confirm(backend, new.experiment_id, new.version, timeout_s=wait)
     except AbllmError as exc:
         _show(new, as_json, headline)
-        err_console.print(f"warning: recorded, but cannot confirm who applied it: {exc.message}")
+        err_console.print(
+            f"warning: recorded, but cannot confirm who applied it: {exc.message}",
+            markup=False,
+            highlight=False,
+        )
         raise typer.Exit(1) from None
     if as_json:
         print_json({**new.to_json(), "applied": confirmation.to_json()})
