@@ -26,9 +26,7 @@ What the view follows and why:
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +37,7 @@ from typing import Any, Literal
 
 from abllm.assign import RuntimeState
 from abllm.state.base import Notice, StateStore, Subscription
+from abllm.state.cache import StateCache
 from abllm.state.liveness import ProcessBeat, process_id
 from abllm.state.models import ExperimentState
 
@@ -108,6 +107,7 @@ class StateView:
         self.poll_interval_s = poll_interval_s
         self.healthy_poll_s = healthy_poll_s
         self.cache_path = Path(cache_path) if cache_path else None
+        self._cache = StateCache(self.cache_path, store.url) if self.cache_path else None
         self.name = name
         self.heartbeat_s = heartbeat_s
         self.process_id = process_id()
@@ -119,7 +119,6 @@ class StateView:
         self._source: Source = "defaults"
         self._lock = threading.Lock()
         self._refresh_lock = threading.RLock()  # serialised reads never go back in time
-        self._cache_lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._beat_wake = threading.Event()
@@ -183,7 +182,7 @@ class StateView:
         The cache comes first so that a store reset while this process was stopped (its epoch
         differs from the cached one) is noticed, and what it lost is written back.
         """
-        cached = self.cache_path is not None and self._load_cache()
+        cached = self._load_cache()
         if not self.refresh():
             if cached:
                 log.warning(
@@ -310,8 +309,8 @@ class StateView:
                 self._runtime = runtime  # one reference swap: readers never see a half update
         if changed:
             self._beat_wake.set()
-            if self.cache_path is not None:
-                self._save_cache()
+            if self._cache is not None:
+                self._cache.save(self.epoch, self._states)
             for new in changed:
                 log.debug("state %s now v%d", new.experiment_id, new.version)
                 if self._on_change is not None:
@@ -366,43 +365,13 @@ class StateView:
             self._beat_wake.wait(self.heartbeat_s)
             self._beat_wake.clear()
 
-    # -- cache file ---------------------------------------------------------------------------
-    def _save_cache(self) -> None:
-        assert self.cache_path is not None
-        with self._cache_lock:  # the listener and the poller may both get here
-            data = {
-                "store": self.store.url,
-                "epoch": self.epoch,
-                "states": {eid: json.loads(s.stored()) for eid, s in self._states.items()},
-            }
-            tmp = self.cache_path.with_name(f"{self.cache_path.name}.{os.getpid()}.tmp")
-            try:
-                self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-                tmp.write_text(json.dumps(data))
-                os.replace(tmp, self.cache_path)
-            except OSError as exc:
-                log.warning("cannot write the state cache %s: %s", self.cache_path, exc)
-
     def _load_cache(self) -> bool:
-        """Adopt the cache file written for this store URL; False when there is none."""
-        assert self.cache_path is not None
-        try:
-            data = json.loads(self.cache_path.read_text())
-            if data.get("store") != self.store.url:
-                log.warning(
-                    "state cache %s belongs to %s, not %s: ignored",
-                    self.cache_path,
-                    data.get("store"),
-                    self.store.url,
-                )
-                return False
-            states = {eid: ExperimentState.model_validate(s) for eid, s in data["states"].items()}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            if self.cache_path.exists():
-                log.warning("state cache %s unreadable (%s): ignored", self.cache_path, exc)
+        """Adopt the cache file written for this store; False when there is none."""
+        cached = self._cache.load() if self._cache is not None else None
+        if cached is None:
             return False
-        self.epoch = data.get("epoch")
-        self._merge(states)
+        self.epoch = cached.epoch
+        self._merge(cached.states)
         self._fallback = _DEFAULT
         self._source = "cache"
         return True
