@@ -157,3 +157,31 @@ def test_opening_postgres_state_needs_no_server(tmp_path: Path) -> None:
     finally:
         view.close()
         store.close()
+
+
+@pytest.mark.postgres
+def test_serve_starts_while_postgres_state_is_down_and_recovers(tmp_path: Path) -> None:
+    from events.pgcluster import ThrowawayPostgres
+
+    pg = ThrowawayPostgres()  # initialised, not started: the state backend is down
+    config = tmp_path / "exp.yaml"
+    config.write_text(CONFIG)
+    state_url = f"{pg.url}?schema=abllm_start"
+    serve = Serve(
+        tmp_path, config, "--store", "duckdb:///./data/events.duckdb", "--state", state_url,
+        "--spool-dir", "./data/spool",
+    )  # fmt: skip
+    try:
+        serve.wait_healthy()
+        assert {serve.chat(EXP.id, u) for u in TREATED[:10]} == {"control"}
+        assert serve.get("/healthz")["state"]["status"] == "down"
+        pg.start()
+        wait_until(lambda: serve.chat(EXP.id, TREATED[0]) == "treatment", timeout=30)
+        done = run_cli("kill", EXP.id, "--state", state_url, "--wait", "10", cwd=tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "applied by 1 of 1 live process" in done.stdout
+        assert {serve.chat(EXP.id, u) for u in TREATED} == {"control"}
+        assert serve.get("/healthz")["state"]["status"] == "connected"
+    finally:
+        serve.stop()
+        pg.cleanup()
