@@ -57,7 +57,8 @@ def register(app: typer.Typer) -> None:
         from abllm.server import create_app
         from abllm.server import serve as run
         from abllm.server.auth import keys_from_env
-        from abllm.state import StateView, open_state
+        from abllm.state import open_state
+        from abllm.state.startup import CACHE_NAME, start_view
         from abllm.state.sticky import open_sticky
 
         experiments = load_config(config)
@@ -70,10 +71,14 @@ def register(app: typer.Typer) -> None:
                 # made by other processes (`abllm kill`, the controller) by push or polling.
                 state_store = open_state(state, store_url=store)
                 opened.callback(state_store.close)
-                # Record each definition (stage 0 of its rollout plan the first time); a running
-                # experiment whose variants changed without a version bump is refused.
-                register_experiments(state_store, experiments.experiments, actor="abllm serve")
-                view = StateView(state_store).start()
+                # Record each definition (stage 0 of its rollout plan the first time; a running
+                # experiment whose variants changed without a version bump is refused), or, with
+                # the backend down, serve the cached state and register once it answers.
+                view = start_view(
+                    state_store,
+                    lambda s: register_experiments(s, experiments.experiments, actor="abllm serve"),
+                    cache_path=spool_dir / CACHE_NAME,
+                )
                 opened.callback(view.close)
                 assigner: StickyAssigner | SelectiveStickyAssigner | None = None
                 if sticky not in ("auto", "always", "never"):

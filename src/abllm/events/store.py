@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from abllm.errors import ValidationError
 from abllm.events.models import Event
+from abllm.storeurl import MEMORY, parse_url
 
 DEFAULT_STORE_URL = "duckdb:///./abllm-data/events.duckdb"
 STORE_ENV = "ABLLM_STORE"
@@ -65,13 +65,8 @@ def resolve_store_url(url: str | None) -> str:
 
 
 def _path_of(url: str, scheme: str) -> str:
-    """``duckdb:///./rel`` -> ``./rel``; ``duckdb:///abs`` -> ``/abs``; ``:memory:`` kept."""
-    rest = url[len(scheme) + 3 :]
-    if rest.startswith(("/./", "/../", "/~", "/:memory:")):
-        rest = rest[1:]
-    if rest in ("", ":memory:"):
-        return ":memory:"
-    return str(Path(rest).expanduser())
+    """The file a ``scheme://`` URL names (see :mod:`abllm.storeurl`, the one parser)."""
+    return parse_url(url, scheme).path or MEMORY
 
 
 def open_store(url: str | None = None, *, defer_connect: bool = False) -> EventStore:
@@ -88,8 +83,7 @@ def open_store(url: str | None = None, *, defer_connect: bool = False) -> EventS
     url = resolve_store_url(url)
     scheme, sep, _ = url.partition("://")
     if not sep:
-        scheme = "duckdb"
-        url = f"duckdb:///{url}" if not url.startswith("/") else f"duckdb://{url}"
+        scheme, url = "duckdb", parse_url(url, "duckdb").url
     if scheme == "duckdb":
         from abllm.events.embedded import DuckDBStore
 
@@ -101,8 +95,7 @@ def open_store(url: str | None = None, *, defer_connect: bool = False) -> EventS
     if scheme == "chdb":
         from abllm.events.clickhouse import ChdbStore
 
-        path = _path_of(url, "chdb") if url != "chdb://" else ":memory:"
-        return ChdbStore(path)
+        return ChdbStore(_path_of(url, "chdb"))
     if scheme in ("clickhouse", "clickhouses"):
         from abllm.events.clickhouse import ClickHouseServerStore
 

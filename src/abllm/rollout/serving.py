@@ -26,6 +26,7 @@ from abllm.rollout.alerts import AlertHook, LogAlert
 from abllm.rollout.controller import RolloutController
 from abllm.rollout.live import AnalysisResults
 from abllm.state import StateStore, StateView, open_state
+from abllm.state.startup import start_view
 
 if TYPE_CHECKING:
     from abllm.events import EventStore
@@ -77,8 +78,12 @@ def open_serving_state(
     """
     store = open_state(state_url, store_url=store_url)
     try:
-        register_experiments(store, config.experiments, actor=actor)
-        view = StateView(store, cache_path=cache_path).start()
+        view = start_view(
+            store,
+            lambda s: register_experiments(s, config.experiments, actor=actor),
+            cache_path=cache_path,
+            name=actor,
+        )
     except BaseException:
         store.close()
         raise

@@ -43,12 +43,10 @@ def _events(
 
 
 def _state(view: StateView | None) -> dict[str, Any]:
+    """The view's own report (connected/degraded/down, source, epoch, applied versions)."""
     if view is None:
         return {"status": "none"}
-    report: dict[str, Any] = {"status": "up" if view.healthy else "down", "push": view.push_alive}
-    if view.last_error is not None:
-        report["error"] = str(view.last_error)
-    return report
+    return view.status().to_json()
 
 
 def health(
