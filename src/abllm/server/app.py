@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -37,6 +38,9 @@ from abllm.server.admin import build_admin_router
 from abllm.server.auth import ApiKeyCheck
 from abllm.server.routes import router
 from abllm.state import StateStore
+
+if TYPE_CHECKING:
+    from abllm.rollout.loop import ControllerStatus
 from abllm.telemetry import GatewayMetrics
 
 log = logging.getLogger("abllm.server")
@@ -72,6 +76,7 @@ class AppState:
     store: EventStore | None
     pipeline: EventPipeline | None
     ready: bool = False
+    controller: ControllerStatus | None = None  # the in-process rollout controller, if any
 
 
 def error_response(exc: AbllmError) -> JSONResponse:

@@ -32,9 +32,11 @@ async def healthz(request: Request) -> JSONResponse:
     st = _state(request)
     if not st.ready:
         return JSONResponse({"status": "starting"}, status_code=503)
-    return JSONResponse(
-        {"status": "ok", "experiments": len(st.gateway.config.experiments)}, status_code=200
-    )
+    body: dict[str, Any] = {"status": "ok", "experiments": len(st.gateway.config.experiments)}
+    # -- rollout controller (abllm.rollout.loop): last tick, lag and lease holder per experiment
+    if st.controller is not None:
+        body["controller"] = st.controller.status()
+    return JSONResponse(body, status_code=200)
 
 
 @router.get("/metrics")

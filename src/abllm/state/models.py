@@ -34,6 +34,7 @@ Action = Literal[
     "pause_variant",
     "start_winner",
     "complete",
+    "reweight",
     "set",
 ]
 
