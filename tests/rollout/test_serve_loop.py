@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 from abllm.state import open_state
-from tests.server.test_serve_cli import free_port
+
+from ..server.test_serve_cli import free_port
 
 CONFIG = """
 experiments:
@@ -48,8 +49,8 @@ def serving(cfg: Path, store: str, cwd: Path, name: str) -> Iterator[int]:
     port = free_port()
     abllm = Path(sys.executable).parent / "abllm"
     proc = subprocess.Popen(
-        [str(abllm), "serve", str(cfg), "--store", store, "--port", str(port),
-         "--spool-dir", str(cwd / f"spool-{name}")],  # fmt: skip
+        [str(abllm), "serve", str(cfg), "--store", store, "--port", str(port)]
+        + ["--spool-dir", str(cwd / f"spool-{name}")],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
