@@ -49,8 +49,10 @@ def serving(cfg: Path, store: str, cwd: Path, name: str) -> Iterator[int]:
     port = free_port()
     abllm = Path(sys.executable).parent / "abllm"
     proc = subprocess.Popen(
-        [str(abllm), "serve", str(cfg), "--store", store, "--port", str(port)]
-        + ["--spool-dir", str(cwd / f"spool-{name}")],
+        [
+            *(str(abllm), "serve", str(cfg), "--store", store, "--port", str(port)),
+            *("--spool-dir", str(cwd / f"spool-{name}")),
+        ],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
