@@ -107,6 +107,10 @@ def register(app: typer.Typer) -> None:
                     )
                     opened.callback(loop.close)  # before the stores close: LIFO
                     app.state.abllm.controller = loop
+                from abllm.cli.reading import announce, withdraw
+
+                # readers of the embedded file (analyze, events export) go through this server
+                opened.callback(withdraw, announce(store, host, port))
             except AbllmError as exc:
                 fail(exc)
             ids = ", ".join(e.id for e in experiments.experiments) or "none"

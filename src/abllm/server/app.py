@@ -37,6 +37,7 @@ from abllm.providers import ProviderRegistry
 from abllm.server.admin import build_admin_router
 from abllm.server.auth import ApiKeyCheck
 from abllm.server.routes import router
+from abllm.server.snapshot import build_snapshot_router
 from abllm.state import StateStore
 
 if TYPE_CHECKING:
@@ -164,6 +165,7 @@ def create_app(
     app.state.abllm = app_state
     app.include_router(router)
     app.include_router(build_dashboard_router())
+    app.include_router(build_snapshot_router())  # readers of a busy embedded store
     if state_store is not None:  # runtime state: kill switch, rollout moves, audit log
         app.include_router(build_admin_router(state_store))
 
