@@ -9,7 +9,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from ..rollout.test_serve_loop import CONFIG, chat, serving
+from serve_process import GUARD_CONFIG as CONFIG
+from serve_process import chat, serving
 
 ABLLM = Path(sys.executable).parent / "abllm"
 

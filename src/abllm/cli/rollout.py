@@ -259,10 +259,16 @@ def register(app: typer.Typer) -> None:
             help="POST alerts as JSON to this URL",
         ),
     ) -> None:
-        """Run the rollout controller: guardrails on live results, stage moves, alerts."""
+        """Run the rollout controller: guardrails on live results, stage moves, alerts.
+
+        It takes the same per-experiment leases as the controllers inside ``abllm serve``, so
+        exactly one process acts for each experiment whichever runs.
+        """
         from abllm.events import open_store
         from abllm.rollout import AnalysisResults, LogAlert, RolloutController, WebhookAlert
         from abllm.rollout.alerts import AlertHook
+        from abllm.rollout.loop import ControllerLoop
+        from abllm.state.lease import leases_for
 
         experiments = load_config(config)
         with _open(store, state) as backend:
@@ -270,6 +276,7 @@ def register(app: typer.Typer) -> None:
                 events = open_store(store)
             except AbllmError as exc:
                 fail(exc)
+            controller: RolloutController | None = None
             try:
                 hooks: list[AlertHook] = [LogAlert()]
                 if webhook:
@@ -280,23 +287,29 @@ def register(app: typer.Typer) -> None:
                     AnalysisResults(events),
                     hooks=hooks,
                     interval_s=interval,
+                    leases=leases_for(backend),
+                    actor="abllm rollout run",
                 )
                 controller.register()
+                loop = ControllerLoop(controller)
                 while True:
-                    for outcome in controller.tick():
-                        if outcome.applied:
+                    outcomes = controller.tick() if once else loop.run_due()
+                    for outcome in outcomes:
+                        if outcome.applied or outcome.error:
+                            what = outcome.error or outcome.decision.reason
                             console.print(
-                                f"{outcome.experiment_id}: {outcome.decision.action}: "
-                                f"{outcome.decision.reason}",
+                                f"{outcome.experiment_id}: {outcome.decision.action}: {what}",
                                 highlight=False,
                                 markup=False,
                             )
                     if once:
                         break
-                    time.sleep(controller.interval)
+                    time.sleep(max(loop.wait_s(), 0.05))
             except AbllmError as exc:
                 fail(exc)
             except KeyboardInterrupt:
                 pass
             finally:
+                if controller is not None:
+                    controller.close()  # releases the leases: a serve process takes over
                 events.close()

@@ -30,16 +30,12 @@ from abllm.rollout.results import GuardrailCheck, LiveResults
 from abllm.rollout.stages import plan_of
 from abllm.state import ExperimentState, StateStore, Transition, utcnow
 from abllm.state.lease import Leases
+from abllm.state.lease import controller_lease as lease_name
 
 
 def default_holder() -> str:
     """This process's name in leases: ``host:pid``."""
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def lease_name(experiment_id: str) -> str:
-    """The lease one controller holds to act for ``experiment_id``."""
-    return f"controller:{experiment_id}"
 
 
 def watched(experiment: Experiment) -> bool:

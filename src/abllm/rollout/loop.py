@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from abllm.errors import AbllmError
-from abllm.rollout.controller import Outcome, RolloutController, lease_name
+from abllm.rollout.controller import Outcome, RolloutController
+from abllm.state.lease import controller_lease as lease_name
 
 log = logging.getLogger("abllm.rollout")
 
@@ -92,7 +93,8 @@ class ControllerLoop:
             return f"unknown ({exc.message})"
         return info.holder if info is not None else None
 
-    def _wait_s(self) -> float:
+    def wait_s(self) -> float:
+        """Seconds until the next check falls due."""
         if not self._tracks:
             return 60.0
         return max(0.0, min(t.due for t in self._tracks.values()) - time.monotonic())
@@ -104,7 +106,7 @@ class ControllerLoop:
                 self.run_due()
             except Exception:  # the loop must outlive any one failure
                 log.exception("rollout controller loop failed; retrying")
-            self._stop.wait(min(self._wait_s(), 60.0))
+            self._stop.wait(min(self.wait_s(), 60.0))
 
     def start(self) -> ControllerLoop:
         """Run :meth:`run` in a daemon thread."""

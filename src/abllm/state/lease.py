@@ -68,6 +68,11 @@ class Leases(Protocol):
         ...
 
 
+def controller_lease(experiment_id: str) -> str:
+    """The lease a rollout controller holds to act for ``experiment_id``."""
+    return f"controller:{experiment_id}"
+
+
 def _check(name: str, holder: str, ttl_s: float) -> None:
     if not name or not holder:
         raise ValidationError("a lease needs a name and a holder")
