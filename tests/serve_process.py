@@ -38,20 +38,36 @@ experiments:
 """
 
 
+#: The running ``serve`` processes by port (a test may SIGKILL one to play a crash).
+PROCESSES: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _log(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
 @contextmanager
 def serving(cfg: Path, store: str, cwd: Path, name: str) -> Iterator[int]:
-    """``abllm serve`` in a subprocess until it answers /healthz; yields its port."""
+    """``abllm serve`` in a subprocess until it answers /healthz; yields its port.
+
+    Output goes to ``serve-<name>.log`` in ``cwd`` (a pipe nobody reads could fill and stall
+    the server). On exit the process is stopped with Ctrl-C and must exit 0, unless the test
+    killed it.
+    """
     port = free_port()
     abllm = Path(sys.executable).parent / "abllm"
-    proc = subprocess.Popen(
-        [
-            *(str(abllm), "serve", str(cfg), "--store", store, "--port", str(port)),
-            *("--spool-dir", str(cwd / f"spool-{name}")),
-        ],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    log = cwd / f"serve-{name}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                *(str(abllm), "serve", str(cfg), "--store", store, "--port", str(port)),
+                *("--spool-dir", str(cwd / f"spool-{name}")),
+            ],
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    PROCESSES[port] = proc
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -59,14 +75,16 @@ def serving(cfg: Path, store: str, cwd: Path, name: str) -> Iterator[int]:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
                     break
             except OSError:
-                assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+                assert proc.poll() is None, _log(log)
                 assert time.monotonic() < deadline, "abllm serve did not become healthy"
                 time.sleep(0.1)
         yield port
     finally:
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
-        assert proc.returncode == 0, out.decode()
+        PROCESSES.pop(port, None)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=30)
+            assert proc.returncode == 0, _log(log)
 
 
 def chat(port: int, unit: str) -> str:

@@ -10,6 +10,7 @@ covered by the analysis tests.)
 
 from __future__ import annotations
 
+import signal
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -18,7 +19,19 @@ import pytest
 
 from abllm.state import open_state
 from serve_process import GUARD_CONFIG as CONFIG
-from serve_process import chat, healthz, serving
+from serve_process import PROCESSES, chat, healthz, serving
+
+
+def holder(port: int) -> str:
+    controller = healthz(port)["controller"]
+    assert isinstance(controller, dict)
+    return str(controller["experiments"]["exp_guard"]["lease_holder"])
+
+
+def me(port: int) -> str:
+    controller = healthz(port)["controller"]
+    assert isinstance(controller, dict)
+    return str(controller["holder"])
 
 
 def drive_until_paused(ports: list[int], state_url: str, within_s: float) -> float:
@@ -68,11 +81,17 @@ def test_two_serve_processes_on_postgres_pause_exactly_once(
             ports = [stack.enter_context(serving(cfg, store, tmp_path, n)) for n in "ab"]
             drive_until_paused(ports, store, 30)
             time.sleep(5)  # two more check intervals: the other process must not act again
-            holders = {
-                healthz(p)["controller"]["experiments"]["exp_guard"]["lease_holder"]  # type: ignore[index]
-                for p in ports
-            }
+            holders = {holder(p) for p in ports}
             assert len(holders) == 1  # both see the same single holder
+            # the holder dies without releasing its lease: the other takes over on expiry
+            acting = next(p for p in ports if holder(p) == me(p))
+            other = next(p for p in ports if p != acting)
+            PROCESSES[acting].send_signal(signal.SIGKILL)
+            PROCESSES[acting].wait(timeout=10)
+            deadline = time.monotonic() + 20  # lease: 3 x 2 s, then the next check
+            while holder(other) != me(other):
+                assert time.monotonic() < deadline, "the lease did not move to the survivor"
+                time.sleep(0.5)
         state = open_state(store)
         try:
             pauses = [e for e in state.audit("exp_guard") if e.action == "pause_variant"]
