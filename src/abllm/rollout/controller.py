@@ -32,6 +32,8 @@ from abllm.state import ExperimentState, StateStore, Transition, utcnow
 from abllm.state.lease import Leases
 from abllm.state.lease import controller_lease as lease_name
 
+log = logging.getLogger("abllm.rollout")
+
 
 def default_holder() -> str:
     """This process's name in leases: ``host:pid``."""
@@ -49,9 +51,6 @@ def check_interval(experiment: Experiment) -> float:
     if experiment.bandit is not None:
         interval = min(interval, experiment.bandit.update_every_s)
     return interval
-
-
-log = logging.getLogger("abllm.rollout")
 
 
 @dataclass(frozen=True)
