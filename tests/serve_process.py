@@ -47,7 +47,9 @@ def _log(path: Path) -> str:
 
 
 @contextmanager
-def serving(cfg: Path, store: str, cwd: Path, name: str) -> Iterator[int]:
+def serving(
+    cfg: Path, store: str, cwd: Path, name: str, extra: tuple[str, ...] = ()
+) -> Iterator[int]:
     """``abllm serve`` in a subprocess until it answers /healthz; yields its port.
 
     Output goes to ``serve-<name>.log`` in ``cwd`` (a pipe nobody reads could fill and stall
@@ -62,6 +64,7 @@ def serving(cfg: Path, store: str, cwd: Path, name: str) -> Iterator[int]:
             [
                 *(str(abllm), "serve", str(cfg), "--store", store, "--port", str(port)),
                 *("--spool-dir", str(cwd / f"spool-{name}")),
+                *extra,
             ],
             cwd=cwd,
             stdout=out,

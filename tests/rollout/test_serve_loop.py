@@ -67,6 +67,23 @@ def test_serve_alone_pauses_a_failing_arm_on_the_embedded_store(tmp_path: Path) 
         assert chat(port, "u1") == "control"
 
 
+def test_no_controller_leaves_the_experiment_alone(tmp_path: Path) -> None:
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(CONFIG)
+    store = f"duckdb:///{tmp_path / 'events.duckdb'}"
+    with serving(cfg, store, tmp_path, "a", ("--no-controller",)) as port:
+        for i in range(300):
+            chat(port, f"u{i}")
+        time.sleep(5)  # two check intervals
+        assert "controller" not in healthz(port)
+    state = open_state(f"sqlite:///{tmp_path / 'events.state.sqlite'}")
+    try:
+        current = state.get("exp_guard")
+        assert current is not None and current.paused_variants == ()
+    finally:
+        state.close()
+
+
 @pytest.mark.postgres
 def test_two_serve_processes_on_postgres_pause_exactly_once(
     tmp_path: Path, pg_url: str, unique_name: str

@@ -23,6 +23,7 @@ Backends (built from an open :class:`~abllm.state.base.StateStore` by :func:`lea
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -229,8 +230,18 @@ class RedisLeases:
         return LeaseInfo(name, holder, expires)
 
 
+_OPENED: weakref.WeakKeyDictionary[Any, Leases] = weakref.WeakKeyDictionary()
+
+
 def leases_for(store: StateStore) -> Leases:
-    """The lease table of ``store``'s backend (created on first use)."""
+    """The lease table of ``store``'s backend (created once per store object)."""
+    leases = _OPENED.get(store)
+    if leases is None:
+        leases = _OPENED[store] = _open(store)
+    return leases
+
+
+def _open(store: StateStore) -> Leases:
     from abllm.state.embedded import EmbeddedStateStore
 
     if isinstance(store, EmbeddedStateStore):
