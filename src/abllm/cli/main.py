@@ -38,7 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "demo": (
         "abllm.cli.demo",
-        "Run a simulated experiment through the gateway and print the results.",
+        "Play a staged rollout through the gateway on a simulated clock.",
     ),
     "kill": (
         "abllm.cli.rollout",

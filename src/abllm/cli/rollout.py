@@ -358,11 +358,18 @@ def register(app: typer.Typer) -> None:
             help="POST alerts as JSON to this URL",
         ),
     ) -> None:
-        """Run the rollout controller: guardrails on live results, stage moves, alerts."""
+        """Run the rollout controller: guardrails on live results, stage moves, alerts.
+
+        It takes the same per-experiment leases as the controllers inside ``abllm serve``, so
+        exactly one process acts for each experiment whichever runs. It also runs the
+        experiments' scheduled eval replays (``eval.schedule``).
+        """
         from abllm.eval.schedule import EvalScheduler
         from abllm.events import open_store
         from abllm.rollout import AnalysisResults, LogAlert, RolloutController, WebhookAlert
         from abllm.rollout.alerts import AlertHook
+        from abllm.rollout.loop import ControllerLoop
+        from abllm.state.lease import leases_for
 
         experiments = load_config(config)
         with _open(store, state) as backend:
@@ -371,6 +378,7 @@ def register(app: typer.Typer) -> None:
             except AbllmError as exc:
                 fail(exc)
             scheduler = EvalScheduler(experiments.experiments, events)  # eval.schedule replays
+            controller: RolloutController | None = None
             try:
                 hooks: list[AlertHook] = [LogAlert()]
                 if webhook:
@@ -382,24 +390,30 @@ def register(app: typer.Typer) -> None:
                     hooks=hooks,
                     interval_s=interval,
                     side_tasks=[scheduler.tick] if scheduler else [],
+                    leases=leases_for(backend),
+                    actor="abllm rollout run",
                 )
                 controller.register()
+                loop = ControllerLoop(controller)
                 while True:
-                    for outcome in controller.tick():
-                        if outcome.applied:
+                    outcomes = controller.tick() if once else loop.run_due()
+                    for outcome in outcomes:
+                        if outcome.applied or outcome.error:
+                            what = outcome.error or outcome.decision.reason
                             console.print(
-                                f"{outcome.experiment_id}: {outcome.decision.action}: "
-                                f"{outcome.decision.reason}",
+                                f"{outcome.experiment_id}: {outcome.decision.action}: {what}",
                                 highlight=False,
                                 markup=False,
                             )
                     if once:
                         break
-                    time.sleep(controller.interval)
+                    time.sleep(max(loop.wait_s(), 0.05))
             except AbllmError as exc:
                 fail(exc)
             except KeyboardInterrupt:
                 pass
             finally:
                 scheduler.close()
+                if controller is not None:
+                    controller.close()  # releases the leases: a serve process takes over
                 events.close()

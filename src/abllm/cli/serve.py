@@ -48,6 +48,12 @@ def register(app: typer.Typer) -> None:
             "--state",
             help="runtime state URL (kill switch, rollout stage; default: beside the store)",
         ),
+        controller: bool = typer.Option(
+            True,
+            "--controller/--no-controller",
+            help="run the rollout controller in this process (guardrails, stages, bandits; "
+            "one process acts per experiment, by lease)",
+        ),
     ) -> None:
         """Serve the OpenAI-compatible gateway (POST /v1/chat/completions) and the API."""
         from abllm.assign.sticky import SelectiveStickyAssigner, StickyAssigner
@@ -99,6 +105,18 @@ def register(app: typer.Typer) -> None:
                     settings=GatewaySettings(default_experiment=default_experiment),
                     spool_dir=spool_dir,
                 )
+                if controller:  # analysis runs on its own thread, off the event loop
+                    from abllm.rollout.serving import start_controller
+
+                    loop = start_controller(
+                        state_store, experiments, event_store, actor="abllm serve"
+                    )
+                    opened.callback(loop.close)  # before the stores close: LIFO
+                    app.state.abllm.controller = loop
+                from abllm.cli.reading import announce, withdraw
+
+                # readers of the embedded file (analyze, events export) go through this server
+                opened.callback(withdraw, announce(store, host, port))
             except AbllmError as exc:
                 fail(exc)
             ids = ", ".join(e.id for e in experiments.experiments) or "none"

@@ -148,7 +148,8 @@ class DuckDBStore:
     def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Like ``query`` but returns a ``pyarrow.Table`` (for export)."""
         with self._conn.cursor() as cur:
-            return cur.execute(sql, list(params)).fetch_arrow_table()
+            # ``sql().to_arrow_table()``: DuckDB 2 dropped ``fetch_arrow_table`` on results
+            return cur.sql(sql, params=list(params)).to_arrow_table()
 
     def count(self, experiment_id: str | None = None) -> int:
         """Stored events (``event_id`` is the primary key, so every row is distinct)."""

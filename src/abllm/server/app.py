@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -37,7 +37,11 @@ from abllm.providers import ProviderRegistry
 from abllm.server.admin import build_admin_router
 from abllm.server.auth import ApiKeyCheck
 from abllm.server.routes import router
+from abllm.server.snapshot import build_snapshot_router
 from abllm.state import StateStore, StateView
+
+if TYPE_CHECKING:
+    from abllm.rollout.loop import ControllerStatus
 from abllm.telemetry import GatewayMetrics
 from abllm.telemetry.metrics import EventGauges
 
@@ -68,7 +72,6 @@ class AbllmApp(FastAPI):
 
 #: A component's health for ``GET /healthz``: ``{"status": "up" | "degraded" | "down", ...}``
 #: plus any detail worth showing; called on the event loop, so it must not do I/O.
-ComponentHealth = Callable[[], Mapping[str, Any]]
 
 
 @dataclass
@@ -84,7 +87,7 @@ class AppState:
     pipeline: EventPipeline | None
     ready: bool = False
     state_view: StateView | None = None
-    controller: ComponentHealth | None = None
+    controller: ControllerStatus | None = None  # the in-process rollout controller, if any
 
 
 def event_gauges(stats: PipelineStats) -> EventGauges:
@@ -201,6 +204,7 @@ def create_app(
     app.state.abllm = app_state
     app.include_router(router)
     app.include_router(build_dashboard_router())
+    app.include_router(build_snapshot_router())  # readers of a busy embedded store
     if state_store is not None:  # runtime state: kill switch, rollout moves, audit log
         app.include_router(build_admin_router(state_store))
 

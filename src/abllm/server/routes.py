@@ -56,7 +56,7 @@ async def healthz(request: Request) -> JSONResponse:
         len(st.gateway.config.experiments),
         st.pipeline if isinstance(st.pipeline, EventPipeline) else None,  # not a stand-in
         st.state_view,
-        None if st.controller is None else dict(st.controller()),
+        None if st.controller is None else st.controller.status(),
     )
     return JSONResponse(body, status_code=status)
 

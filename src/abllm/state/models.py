@@ -35,6 +35,7 @@ Action = Literal[
     "start_winner",
     "complete",
     "restore",
+    "reweight",
     "set",
 ]
 
