@@ -171,7 +171,8 @@ def test_breaker_opens_and_half_opens(live, fake) -> None:
     assert len(fake.calls("gpt-4o")) == 3
     assert gw.events.of("llm_call")[-1].attrs["error_type"] == "circuit_open"
     metrics = gw.app.state.abllm.gateway.metrics.render().decode()
-    assert 'abllm_breaker_open{breaker="openai@' in metrics and 'gpt-4o"} 1.0' in metrics
+    assert 'abllm_breaker_open{breaker="exp_f/treatment:openai@' in metrics
+    assert 'gpt-4o"} 1.0' in metrics
     # Half-open after the reset delay: one trial; it fails, so the breaker opens again.
     time.sleep(0.35)
     ask(gw, unit, False)

@@ -25,7 +25,7 @@ import orjson
 from jsonschema.validators import validator_for
 
 from abllm.assign import Assignment, RuntimeState, assign
-from abllm.config import Experiment, ExperimentFile, LLMConfig
+from abllm.config import Experiment, ExperimentFile, LLMConfig, Variant
 from abllm.errors import Backpressure, ProviderError
 from abllm.events import Event
 from abllm.gateway.measure import CallRecord, exposure_event, llm_call_event
@@ -38,7 +38,7 @@ from abllm.gateway.model import (
     TraceInfo,
 )
 from abllm.gateway.request import ChatCall
-from abllm.gateway.resilience import Attempts, retry_after
+from abllm.gateway.resilience import Attempts, guarded, with_retries, within
 from abllm.gateway.routing import (
     HEADER_EXPERIMENT,
     HEADER_TRACE,
@@ -48,7 +48,13 @@ from abllm.gateway.routing import (
 )
 from abllm.gateway.shape import shape_request
 from abllm.gateway.state import InMemoryStateView, StateReader
-from abllm.providers import RETRYABLE, BreakerRegistry, ChatRequest, ChatResponse, Provider
+from abllm.providers import (
+    BreakerRegistry,
+    ChatResponse,
+    CircuitBreaker,
+    Provider,
+    RetryPolicy,
+)
 from abllm.telemetry import (
     GatewayMetrics,
     LLMSpanStart,
@@ -87,6 +93,8 @@ class Gateway:
             failure_threshold=res.breaker_failures, reset_timeout_s=res.breaker_reset_s
         )
         self.metrics.watch_breakers(self.breakers.states)
+        self._breakers: dict[tuple[str, str], CircuitBreaker] = {}
+        self._policies: dict[int, RetryPolicy] = {}
         self.dropped_events = 0
         self._exposed: set[tuple[str, int, str]] = set()
         # OrderedDict: evicting the oldest entry of a plain dict (``next(iter(d))``) scans the
@@ -177,61 +185,45 @@ class Gateway:
         """The pooled provider client serving ``llm``."""
         return self.providers.get(llm)
 
+    def breaker(self, r: Routed, variant: Variant) -> CircuitBreaker:
+        """The breaker of one arm (see ``BreakerRegistry.for_arm``), memoised per arm."""
+        key = (r.experiment.id, variant.id)
+        breaker = self._breakers.get(key)
+        if breaker is None:
+            breaker = self.breakers.for_arm(variant.llm, r.experiment.id, variant.id)
+            self._breakers[key] = breaker
+        return breaker
+
+    def policy(self, max_retries: int) -> RetryPolicy:
+        """The retry policy for ``max_retries``, memoised."""
+        policy = self._policies.get(max_retries)
+        if policy is None:
+            policy = self._policies[max_retries] = self.settings.resilience.policy(max_retries)
+        return policy
+
     async def call(
-        self, req: ChatRequest, llm: LLMConfig, deadline: float, max_retries: int, rec: CallRecord
+        self, r: Routed, variant: Variant, call: ChatCall, deadline: float, rec: CallRecord
     ) -> ChatResponse:
-        """One non-streaming call with retries, the breaker and the deadline."""
+        """One non-streaming call of ``variant`` with retries, its breaker and the deadline."""
+        llm = variant.llm
+        req = shape_request(call, llm, r.unit_id, r.trace_id)
         provider = self.provider_for(llm)
-        breaker = self.breakers.for_llm(llm)
+        breaker = self.breaker(r, variant)
         cap = llm.timeout_s
 
         async def attempt(n: int, remaining_s: float) -> ChatResponse:
-            r = req if n == 0 else replace(req, attempt=n)
+            one = req if n == 0 else replace(req, attempt=n)
             timeout_s = remaining_s if cap is None else min(cap, remaining_s)
-            breaker.before_call()
-            try:
-                # Providers enforce ``timeout_s`` themselves (aiohttp's total timeout, the sim's
-                # plan); an asyncio.timeout around every call would cost ≈ 8 µs for nothing.
-                resp = await provider.complete(r, llm, timeout_s)
-            except ProviderError as exc:
-                breaker.record_failure(exc)
-                raise
-            except TimeoutError:
-                err = ProviderError(
-                    f"{llm.provider} model {llm.model} timed out after {timeout_s:.3g} s",
-                    error_type="timeout",
-                    status=504,
-                )
-                breaker.record_failure(err)
-                raise err from None
-            except Exception as exc:  # a provider bug must not turn into a 500
-                log.exception("provider %s raised a non-ProviderError", llm.provider)
-                breaker.record_failure(exc)
-                raise ProviderError(
-                    f"{llm.provider} call failed: {type(exc).__name__}", error_type="bad_response"
-                ) from exc
-            except BaseException:
-                breaker.release()
-                raise
-            breaker.record_success()
-            return resp
+            # Providers enforce ``timeout_s`` themselves (aiohttp's total timeout, the sim's
+            # plan); the request-wide deadline is enforced once, around the whole call.
+            return await guarded(
+                breaker, llm, timeout_s, lambda: provider.complete(one, llm, timeout_s)
+            )
 
-        # The first attempt runs inline: most calls succeed, and every coroutine frame between
-        # the endpoint and the provider is re-entered on each I/O wake-up.
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise ProviderError("the timeout budget was spent before the call", "timeout", 504)
-        rec.attempts += 1
-        try:
-            return await attempt(0, remaining)
-        except ProviderError as exc:
-            if exc.error_type not in RETRYABLE or max_retries < 1:
-                raise
-            first = exc
         attempts = Attempts()
         try:
-            return await retry_after(
-                first, attempt, self.settings.resilience.policy(max_retries), deadline, attempts
+            return await with_retries(
+                attempt, self.policy(r.experiment.max_retries), deadline, attempts
             )
         finally:
             rec.attempts += attempts.count
@@ -261,30 +253,32 @@ class Gateway:
         primary_deadline = r.started + exp.timeout_s / 2 if fallback else deadline
         rec = CallRecord(llm=r.variant.llm, stream=False)
         span = self.start_span(r, r.variant.llm, call)
-        req = shape_request(call, r.variant.llm, r.unit_id, r.trace_id)
         try:
-            try:
-                resp = await self.call(req, r.variant.llm, primary_deadline, exp.max_retries, rec)
-                rec.add_usage(r.variant.llm, resp.model, resp.input_tokens, resp.output_tokens)
-                rec.schema_valid = self.schema_valid(exp, resp.content)
-                if rec.schema_valid is False and fallback is not None:
-                    raise ProviderError(
-                        f"answer of variant {r.variant.id} fails the experiment's output_schema",
-                        error_type="schema_invalid",
-                        status=502,
-                    )
-            except ProviderError as exc:
+            async with within(deadline, exp.timeout_s):
+                try:
+                    resp = await self.call(r, r.variant, call, primary_deadline, rec)
+                    rec.add_usage(r.variant.llm, resp.model, resp.input_tokens, resp.output_tokens)
+                    rec.schema_valid = self.schema_valid(exp, resp.content)
+                    if rec.schema_valid is False and fallback is not None:
+                        raise ProviderError(
+                            f"answer of variant {r.variant.id} fails the experiment's "
+                            "output_schema",
+                            error_type="schema_invalid",
+                            status=502,
+                        )
+                except ProviderError as exc:
+                    rec.error_type, rec.error_message = exc.error_type, exc.message
+                    if fallback is None:
+                        raise
+                    final_start = time.monotonic()
+                    resp = await self.call(r, fallback, call, deadline, rec)
+                    rec.add_usage(fallback.llm, resp.model, resp.input_tokens, resp.output_tokens)
+                    rec.fallback, rec.fallback_model = True, fallback.llm.model
+                else:
+                    final_start = r.started
+        except ProviderError as exc:
+            if rec.error_type is None:
                 rec.error_type, rec.error_message = exc.error_type, exc.message
-                if fallback is None:
-                    raise
-                final_start = time.monotonic()
-                fb_req = shape_request(call, fallback.llm, r.unit_id, r.trace_id)
-                resp = await self.call(fb_req, fallback.llm, deadline, exp.max_retries, rec)
-                rec.add_usage(fallback.llm, resp.model, resp.input_tokens, resp.output_tokens)
-                rec.fallback, rec.fallback_model = True, fallback.llm.model
-            else:
-                final_start = r.started
-        except ProviderError:
             rec.latency_ms = (time.monotonic() - r.started) * 1000.0
             self.finish(r, rec, call, span)
             raise

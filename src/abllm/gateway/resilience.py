@@ -9,16 +9,108 @@ building tenacity's retry state costs ≈ 27 µs a call here — about 8 % of th
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from abllm.config import LLMConfig
 from abllm.errors import ProviderError
-from abllm.providers import RetryPolicy, call_with_retries
+from abllm.providers import CircuitBreaker, RetryPolicy, call_with_retries
+from abllm.telemetry.redact import redact_async
 
 T = TypeVar("T")
+log = logging.getLogger("abllm.gateway")
+
+#: Upstream error text kept in events, logs and answers: redacted first, then cut to this.
+ERROR_CHARS = 500
+
+
+async def clean_error(exc: ProviderError) -> ProviderError:
+    """Redact ``exc``'s message in place, then cut it (redacting after a cut could leave half a
+    card number that no pattern recognises any more)."""
+    text = (await redact_async(exc.message))[:ERROR_CHARS]
+    exc.message = text
+    exc.args = (text,)
+    return exc
+
+
+class within:
+    """``async with within(deadline, budget_s)``: hold a whole request (every attempt, backoff
+    and the fallback) to ``deadline``, a ``time.monotonic()`` instant.
+
+    Each attempt already gets the remaining time as its own timeout; this is the backstop for
+    what those cannot see (a provider that ignores its timeout, a loop too busy to wake a timer
+    on time, a connection-pool queue): at the deadline the request ends with ``timeout`` (504).
+    One ``asyncio.Timeout`` per request, not per attempt.
+    """
+
+    __slots__ = ("_budget_s", "_deadline", "_timeout")
+
+    def __init__(self, deadline: float, budget_s: float) -> None:
+        self._deadline = deadline
+        self._budget_s = budget_s
+        self._timeout: asyncio.Timeout | None = None
+
+    async def __aenter__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._timeout = asyncio.timeout_at(loop.time() + self._deadline - time.monotonic())
+        await self._timeout.__aenter__()
+
+    async def __aexit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        assert self._timeout is not None
+        try:
+            await self._timeout.__aexit__(kind, exc, tb)
+        except TimeoutError:
+            raise ProviderError(
+                f"the request's time budget of {self._budget_s:g} s ran out", "timeout", 504
+            ) from None
+
+
+async def guarded(
+    breaker: CircuitBreaker,
+    llm: LLMConfig,
+    timeout_s: float,
+    op: Callable[[], Awaitable[T]],
+    *,
+    settle: bool = True,
+) -> T:
+    """One provider attempt through ``breaker``: the one place that maps what a provider raises.
+
+    A ``ProviderError`` is recorded (the breaker decides whether it says anything about the
+    upstream's health) and re-raised with its message cleaned; a bare ``TimeoutError`` becomes
+    ``timeout``; any other exception is a provider bug, answered as ``bad_response`` (never a
+    500) and not held against the upstream. ``settle=False`` (streams) leaves the success to
+    be recorded when the stream ends.
+    """
+    breaker.before_call()
+    try:
+        result = await op()
+    except ProviderError as exc:
+        breaker.record_failure(exc)
+        raise await clean_error(exc) from None
+    except TimeoutError:
+        err = ProviderError(
+            f"{llm.provider} model {llm.model} timed out after {timeout_s:.3g} s",
+            error_type="timeout",
+            status=504,
+        )
+        breaker.record_failure(err)
+        raise err from None
+    except Exception as exc:
+        log.exception("provider %s raised a non-ProviderError", llm.provider)
+        breaker.release()
+        raise ProviderError(
+            f"{llm.provider} call failed: {type(exc).__name__}", error_type="bad_response"
+        ) from exc
+    except BaseException:
+        breaker.release()
+        raise
+    if settle:
+        breaker.record_success()
+    return result
 
 
 @dataclass(frozen=True, slots=True)

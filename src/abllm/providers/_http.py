@@ -99,15 +99,18 @@ def status_error(
     headers: Mapping[str, str],
     secret: str | None,
 ) -> UpstreamError:
-    """Classify an HTTP error answer: 429 rate_limited, 5xx upstream_5xx, other 4xx upstream_4xx.
+    """Classify an HTTP error answer: 429 rate_limited, 408 timeout, 5xx upstream_5xx, other
+    4xx upstream_4xx (the request's fault: retried never, counted against the breaker never).
 
-    The gateway's own status: 429 stays 429, a 400/413/422 (the caller's request was bad) stays,
-    anything else becomes 502 Bad Gateway.
+    The gateway's own status: 429 stays 429, 408 becomes 504, a 400/413/422 (the caller's
+    request was bad) stays, anything else becomes 502 Bad Gateway.
     """
     detail = redact(_upstream_message(raw), secret)[:_SNIPPET]
     message = f"{provider} model {model}: upstream returned HTTP {status}: {detail}"
     if status == 429:
         return UpstreamError(message, "rate_limited", 429, status, _retry_after(headers))
+    if status == 408:
+        return UpstreamError(message, "timeout", 504, status)
     if status >= 500:
         return UpstreamError(message, "upstream_5xx", 502, status, _retry_after(headers))
     own = status if status in (400, 413, 422) else 502
