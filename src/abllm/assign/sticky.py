@@ -7,7 +7,8 @@ pure :func:`~abllm.assign.assign`: the first variant a unit gets is stored, and 
 assignments return it as long as the unit is still eligible. What overrides a stored variant:
 the kill switch, a paused experiment or arm (the unit gets control), targeting, holdout,
 forced QA overrides and a winner rollout (which moves units on purpose). Stored variants are
-keyed by experiment *version*: a new version starts afresh.
+keyed by experiment *version*: a new version starts afresh. Unit ids that hold PII are stored
+as their pseudonym (:func:`unit_key`).
 
 Anonymous → logged in (``Experiment.fallback_unit``): a request without its unit id is
 assigned by the fallback attribute (e.g. the session) and stored under that key; when the
@@ -30,6 +31,7 @@ from abllm.assign.batch import REASONS, AssignmentBatch, assign_many
 from abllm.assign.core import Assignment, Reason, RuntimeState, assign
 from abllm.config import Experiment
 from abllm.errors import ValidationError
+from abllm.telemetry.redact import pseudonymous_id
 
 #: Reasons a stored variant may override: the unit is eligible and only the buckets moved.
 _STICKY_REASONS = frozenset({Reason.ASSIGNED, Reason.VARIANT_PAUSED, Reason.OUTSIDE_TRAFFIC})
@@ -84,8 +86,12 @@ class MemoryStickyStore:
 
 
 def unit_key(unit_type: str, unit_id: str) -> str:
-    """Storage key of a unit, typed so a user and a session with the same id never collide."""
-    return f"{unit_type}:{unit_id}"
+    """Storage key of a unit, typed so a user and a session with the same id never collide.
+
+    An id that holds PII (an email as the user id) is stored as its stable pseudonym
+    (``pii:<hash>``, the one the events carry), so the sticky table holds no raw PII.
+    """
+    return f"{unit_type}:{pseudonymous_id(unit_id)}"
 
 
 class StickyAssigner:
@@ -164,8 +170,7 @@ class StickyAssigner:
         candidates = np.flatnonzero(np.isin(reason, codes))
         if len(candidates) == 0:
             return batch
-        prefix = f"{experiment.unit}:"
-        keys = [prefix + unit_ids[i] for i in candidates.tolist()]
+        keys = [unit_key(experiment.unit, unit_ids[i]) for i in candidates.tolist()]
         exp_id, version = experiment.id, experiment.version
         stored = self.store.get_many(exp_id, version, keys)
         assigned = _CODES[Reason.ASSIGNED]

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 from pydantic import ValidationError as PydanticValidationError
 
 from abllm.errors import LimitExceeded, ValidationError
+from abllm.telemetry.redact import reject_pii
 
 #: Largest accepted event, as the UTF-8 length of its JSON encoding.
 MAX_EVENT_BYTES = 32 * 1024
@@ -109,10 +110,13 @@ class Event(BaseModel):
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
 
+    _trace_id_private = field_validator("trace_id")(lambda v: v and reject_pii(v, "trace_id"))
+
     @field_validator("metrics")
     @classmethod
     def _finite_metrics(cls, value: dict[str, MetricValue]) -> dict[str, MetricValue]:
         for name, metric in value.items():
+            reject_pii(name, "metrics: a metric name")
             # NaN and inf would poison every mean computed in SQL; reject them at the edge.
             if isinstance(metric, float) and not math.isfinite(metric):
                 raise ValueError(f"metrics.{name} must be a finite number, got {metric}")

@@ -13,6 +13,7 @@ half of the time budget, so a hung treatment still leaves the control time to an
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -28,7 +29,7 @@ from abllm.assign import Assignment, RuntimeState, assign
 from abllm.config import Experiment, ExperimentFile, LLMConfig, Variant
 from abllm.errors import Backpressure, ProviderError
 from abllm.events import Event
-from abllm.gateway.measure import CallRecord, exposure_event, llm_call_event
+from abllm.gateway.measure import CallRecord, exposure_event, llm_call_event, payload_chars
 from abllm.gateway.model import (
     Assigner,
     EventSink,
@@ -62,8 +63,24 @@ from abllm.telemetry import (
     start_llm_span,
     trace_id_from_traceparent,
 )
+from abllm.telemetry.redact import INLINE_CHARS, reject_pii, run_off_loop
 
 log = logging.getLogger("abllm.gateway")
+
+
+#: Longest caller-chosen trace id kept (the event schema's id limit is 200).
+TRACE_ID_CHARS = 128
+
+
+def _caller_trace_id(value: str | None) -> str | None:
+    """The caller's ``X-Abllm-Trace-Id``, unless it is too long or holds PII (then a fresh
+    id is used and returned in the response header, so the caller can still join on it)."""
+    if not value or len(value) > TRACE_ID_CHARS:
+        return None
+    try:
+        return reject_pii(value, "trace id")
+    except ValueError:
+        return None
 
 
 class Gateway:
@@ -112,7 +129,7 @@ class Gateway:
         exp = self.router.route(call.model, headers.get(HEADER_EXPERIMENT))
         trace_id = (
             trace_id_from_traceparent(headers.get("traceparent"))
-            or headers.get(HEADER_TRACE)
+            or _caller_trace_id(headers.get(HEADER_TRACE))
             or os.urandom(16).hex()
         )
         unit = unit_id_for(exp, call.user, headers)
@@ -326,12 +343,27 @@ class Gateway:
             fallback=rec.fallback,
         )
         self.metrics.observe(rec.observation(r.experiment.id, r.metrics_label))
-        if r.counted and r.unit_id is not None:
-            self.emit(
-                llm_call_event(
-                    r.experiment, r.variant_id, r.unit_id, r.trace_id, rec, call.messages
-                )
+        if not r.counted or r.unit_id is None:
+            return
+        exp, unit = r.experiment, r.unit_id
+        if exp.log_payloads and payload_chars(rec, call.messages) > INLINE_CHARS:
+            # Redacting a long prompt takes milliseconds: build the event on the redaction
+            # pool and emit it back on the loop.
+            future = run_off_loop(
+                lambda: llm_call_event(exp, r.variant_id, unit, r.trace_id, rec, call.messages)
             )
+            future.add_done_callback(self._emit_built)
+            return
+        self.emit(llm_call_event(exp, r.variant_id, unit, r.trace_id, rec, call.messages))
+
+    def _emit_built(self, future: asyncio.Future[Event]) -> None:
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
+            log.error("building an llm_call event failed", exc_info=exc)
+            return
+        self.emit(future.result())
 
     def emit(self, event: Event) -> None:
         """Hand an event to the pipeline without waiting; a full pipeline drops and counts it."""

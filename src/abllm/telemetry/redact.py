@@ -39,6 +39,8 @@ TRUNCATED = " [TRUNCATED]"
 
 #: Characters redacted at most; the rest is dropped before matching.
 MAX_CHARS = 32_768
+#: Ids longer than this are always pseudonymised (see :func:`pseudonymous_id`).
+ID_CHARS = 256
 #: Texts up to this many characters are redacted inline (a thread hop costs more than that).
 INLINE_CHARS = 2_048
 
@@ -268,6 +270,35 @@ def pii_kind(text: str) -> str | None:
     return "[PII]"
 
 
+# W3C trace ids (32 hex) and UUIDs are opaque by construction: their digit runs are chance.
+_OPAQUE_ID = re.compile(
+    r"[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+)
+
+
+@lru_cache(maxsize=4096)
+def _named_pii(value: str) -> str | None:
+    return pii_kind(value)
+
+
+def reject_pii(value: str, field: str) -> str:
+    """``value`` unchanged, or ``ValueError`` naming ``field`` when it holds PII or a secret.
+
+    For ids and names that are stored as they are and must stay joinable (trace ids, metric
+    names): replacing part of them would silently break the join, so they are refused. The
+    message names the kind found, never the value.
+
+    >>> reject_pii("4bf92f3577b34da6a3ce929d0e0e4736", "trace_id")
+    '4bf92f3577b34da6a3ce929d0e0e4736'
+    """
+    if _OPAQUE_ID.fullmatch(value):
+        return value
+    kind = _named_pii(value) if len(value) <= ID_CHARS else "[TRUNCATED]"
+    if kind is not None:
+        raise ValueError(f"{field} must not hold personal data or secrets (found {kind})")
+    return value
+
+
 @lru_cache(maxsize=65_536)
 def pseudonymous_id(value: str) -> str:
     """``value`` itself, or ``pii:<hash>`` when it holds PII (a user id that is an email).
@@ -276,9 +307,14 @@ def pseudonymous_id(value: str) -> str:
     BLAKE2b digest rather than a placeholder: the same email always maps to the same
     id, and two emails never share one (64-bit digest). Plain ids pass unchanged.
 
+    An id over :data:`ID_CHARS` characters is hashed without being scanned: no honest id is
+    that long, and hashing costs far less than matching.
+
     >>> pseudonymous_id("user-42"), pseudonymous_id("bob@example.com")[:4]
     ('user-42', 'pii:')
     """
-    if value.startswith("pii:") or redact(value) == value:  # already a pseudonym, or clean
+    if value.startswith("pii:"):  # already a pseudonym
+        return value
+    if len(value) <= ID_CHARS and redact(value) == value:  # clean
         return value
     return "pii:" + hashlib.blake2b(value.encode(), digest_size=8).hexdigest()
