@@ -20,10 +20,13 @@ PostgreSQL and Redis stores are in :mod:`abllm.state.sticky` (``open_sticky(url)
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -36,6 +39,7 @@ from abllm.telemetry.redact import pseudonymous_id
 #: Reasons a stored variant may override: the unit is eligible and only the buckets moved.
 _STICKY_REASONS = frozenset({Reason.ASSIGNED, Reason.VARIANT_PAUSED, Reason.OUTSIDE_TRAFFIC})
 _CODES = {reason: REASONS.index(reason) for reason in Reason}
+log = logging.getLogger("abllm.assign")
 
 
 @runtime_checkable
@@ -103,8 +107,23 @@ class StickyAssigner:
         a = sticky.assign(exp, "user-42", state=view.get(exp.id))
     """
 
-    def __init__(self, store: StickyStore) -> None:
+    def __init__(
+        self,
+        store: StickyStore,
+        *,
+        timeout_s: float = 0.05,
+        max_pending: int = 64,
+        workers: int = 4,
+    ) -> None:
         self.store = store
+        self.timeout_s = timeout_s
+        self.max_pending = max_pending
+        self.workers = workers
+        #: hash assignments handed out because the store did not answer, by cause
+        #: (``timeout``, ``error``, ``saturated``).
+        self.fallbacks: dict[str, int] = {}
+        self._pending = 0
+        self._executor: ThreadPoolExecutor | None = None
 
     def _keys(
         self, experiment: Experiment, unit_id: str | None, attributes: Mapping[str, Any] | None
@@ -133,11 +152,74 @@ class StickyAssigner:
         now: datetime | None = None,
         state: RuntimeState | None = None,
     ) -> Assignment:
-        """Assign one unit, keeping its stored variant when it is still eligible."""
+        """Assign one unit, keeping its stored variant when it is still eligible (blocking)."""
         hashed, key, fallback = self._keys(experiment, unit_id, attributes)
         a = assign(experiment, hashed, attributes, now, state)
         if a.reason not in _STICKY_REASONS:
             return a
+        return self._stick(experiment, a, key, fallback, state)
+
+    async def assign_async(
+        self,
+        experiment: Experiment,
+        unit_id: str | None,
+        attributes: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+        state: RuntimeState | None = None,
+    ) -> Assigned:
+        """:meth:`assign` for the event loop: the store is asked on a small thread pool and
+        waited for at most ``timeout_s``.
+
+        When the store is slow, frozen, down, or already has ``max_pending`` lookups waiting,
+        the unit gets its hash assignment at once (``degraded=True``; counted in
+        ``fallbacks``): a sticky store outage never fails or stalls a request.
+        """
+        hashed, key, fallback = self._keys(experiment, unit_id, attributes)
+        a = assign(experiment, hashed, attributes, now, state)
+        if a.reason not in _STICKY_REASONS:
+            return Assigned(a)
+        if self._pending >= self.max_pending:
+            return self._degraded(a, "saturated")
+        loop = asyncio.get_running_loop()
+        self._pending += 1
+        future = loop.run_in_executor(
+            self._pool(), self._stick, experiment, a, key, fallback, state
+        )
+        future.add_done_callback(self._done)
+        try:
+            # shield: a timed-out lookup still finishes in its thread; its result is dropped.
+            return Assigned(await asyncio.wait_for(asyncio.shield(future), self.timeout_s))
+        except TimeoutError:
+            return self._degraded(a, "timeout")
+        except Exception as exc:
+            log.warning("sticky store failed (%s); hash assignment used", type(exc).__name__)
+            return self._degraded(a, "error")
+
+    def _done(self, future: asyncio.Future[Assignment]) -> None:
+        self._pending -= 1
+        if not future.cancelled():
+            future.exception()  # retrieved, so a late failure is not logged as "never seen"
+
+    def _degraded(self, a: Assignment, why: str) -> Assigned:
+        self.fallbacks[why] = self.fallbacks.get(why, 0) + 1
+        return Assigned(a, degraded=True)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self.workers, thread_name_prefix="abllm-sticky"
+            )
+        return self._executor
+
+    def _stick(
+        self,
+        experiment: Experiment,
+        a: Assignment,
+        key: str,
+        fallback: str | None,
+        state: RuntimeState | None,
+    ) -> Assignment:
+        """The stored variant (storing ``a``'s when the unit is new): the blocking part."""
         exp_id, version = experiment.id, experiment.version
         wanted = [key, fallback] if fallback else [key]
         stored = self.store.get_many(exp_id, version, wanted)
@@ -210,6 +292,14 @@ def weights_can_move(experiment: Experiment) -> bool:
     )
 
 
+class Assigned(NamedTuple):
+    """An assignment made on the event loop; ``degraded`` when the sticky store did not answer
+    and the hash assignment stands in (the caller must not cache it)."""
+
+    assignment: Assignment
+    degraded: bool = False
+
+
 class SelectiveStickyAssigner:
     """Sticky only where it matters (:func:`weights_can_move`); pure hashing elsewhere.
 
@@ -232,3 +322,21 @@ class SelectiveStickyAssigner:
         if weights_can_move(experiment):
             return self.sticky.assign(experiment, unit_id, attributes, now, state)
         return assign(experiment, unit_id, attributes, now, state)
+
+    async def assign_async(
+        self,
+        experiment: Experiment,
+        unit_id: str,
+        attributes: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+        state: RuntimeState | None = None,
+    ) -> Assigned:
+        """:meth:`assign` for the event loop (see :meth:`StickyAssigner.assign_async`)."""
+        if weights_can_move(experiment):
+            return await self.sticky.assign_async(experiment, unit_id, attributes, now, state)
+        return Assigned(assign(experiment, unit_id, attributes, now, state))
+
+    @property
+    def fallbacks(self) -> dict[str, int]:
+        """See :attr:`StickyAssigner.fallbacks`."""
+        return self.sticky.fallbacks

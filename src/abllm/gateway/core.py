@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 from jsonschema.validators import validator_for
+from prometheus_client import Counter
 
 from abllm.assign import Assignment, RuntimeState, assign
 from abllm.config import Experiment, ExperimentFile, LLMConfig, Variant
@@ -31,9 +32,9 @@ from abllm.errors import Backpressure, ProviderError
 from abllm.events import Event
 from abllm.gateway.measure import CallRecord, exposure_event, llm_call_event, payload_chars
 from abllm.gateway.model import (
-    Assigner,
     EventSink,
     GatewaySettings,
+    LoopAssigner,
     ProviderSource,
     Routed,
     TraceInfo,
@@ -95,7 +96,7 @@ class Gateway:
         state: StateReader | None = None,
         metrics: GatewayMetrics | None = None,
         settings: GatewaySettings | None = None,
-        assigner: Assigner | None = None,
+        assigner: LoopAssigner | None = None,
     ) -> None:
         self.config = config
         self.settings = settings or GatewaySettings()
@@ -111,6 +112,12 @@ class Gateway:
         )
         self.metrics.watch_breakers(self.breakers.states)
         self._breakers: dict[tuple[str, str], CircuitBreaker] = {}
+        self._sticky_fallbacks = Counter(
+            "abllm_sticky_fallbacks",
+            "Units given their hash assignment because the sticky store did not answer in time",
+            ("experiment",),
+            registry=self.metrics.registry,
+        )
         self._policies: dict[int, RetryPolicy] = {}
         self.dropped_events = 0
         self._exposed: set[tuple[str, int, str]] = set()
@@ -124,7 +131,7 @@ class Gateway:
                 self._validators[exp.id] = validator_for(exp.output_schema)(exp.output_schema)
 
     # -- routing -------------------------------------------------------------------------
-    def route(self, call: ChatCall, headers: Mapping[str, str]) -> Routed:
+    async def route(self, call: ChatCall, headers: Mapping[str, str]) -> Routed:
         """Choose the experiment, the unit and its variant; emit the unit's exposure."""
         exp = self.router.route(call.model, headers.get(HEADER_EXPERIMENT))
         trace_id = (
@@ -137,7 +144,7 @@ class Gateway:
         if unit is None:
             # Anonymous: nothing to hash, so the control answers and nothing is counted.
             return Routed(exp, exp.control, None, None, "anonymous", trace_id, started)
-        a = self._assign(exp, unit, call.user, headers)
+        a = await self._assign(exp, unit, call.user, headers)
         routed = Routed(
             exp,
             exp.variant(a.served_variant_id),
@@ -157,32 +164,40 @@ class Gateway:
                 self.emit(exposure_event(exp, a.variant_id, unit, trace_id, routed.reason))
         return routed
 
-    def assignment(self, exp: Experiment, unit_id: str) -> Assignment:
+    async def assignment(self, exp: Experiment, unit_id: str) -> Assignment:
         """The unit's assignment as the gateway would make it (for feedback by unit id)."""
-        return self._assign(exp, unit_id, None, {})
+        return await self._assign(exp, unit_id, None, {})
 
-    def _assign(
+    async def _assign(
         self, exp: Experiment, unit: str, user: str | None, headers: Mapping[str, str]
     ) -> Assignment:
         """``assign``, memoised per unit while the runtime state object stays the same.
 
         Only experiments whose answer depends on nothing but (unit, state) are memoised: no
-        targeting (attributes vary per request) and no start/end window (time varies).
+        targeting (attributes vary per request) and no start/end window (time varies). A
+        sticky assigner is asked without blocking the loop; when its store does not answer
+        the hash assignment serves (counted in ``abllm_sticky_fallbacks_total``) and is not
+        memoised, so the unit goes back to the store once it answers.
         """
         state = self.state.get(exp.id)
-        do = assign if self.assigner is None else self.assigner.assign
-        if exp.targeting:
-            return do(exp, unit, attributes_from(headers, user), None, state)
-        if exp.start is not None or exp.end is not None:
-            return do(exp, unit, None, None, state)
+        attributes = attributes_from(headers, user) if exp.targeting else None
+        memo = not exp.targeting and exp.start is None and exp.end is None
         key = (exp.id, unit)
-        hit = self._assignments.get(key)
-        if hit is not None and hit[0] is state:
-            return hit[1]
-        a = do(exp, unit, None, None, state)
-        if len(self._assignments) >= self.settings.assignment_cache_size:
-            self._assignments.clear()
-        self._assignments[key] = (state, a)
+        if memo:
+            hit = self._assignments.get(key)
+            if hit is not None and hit[0] is state:
+                return hit[1]
+        if self.assigner is None:
+            a = assign(exp, unit, attributes, None, state)
+        else:
+            a, degraded = await self.assigner.assign_async(exp, unit, attributes, None, state)
+            if degraded:
+                self._sticky_fallbacks.labels(exp.id).inc()
+                return a
+        if memo:
+            if len(self._assignments) >= self.settings.assignment_cache_size:
+                self._assignments.clear()
+            self._assignments[key] = (state, a)
         return a
 
     def _remember(self, r: Routed) -> None:
