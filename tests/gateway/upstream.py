@@ -107,6 +107,9 @@ class Upstream:
     async def _early(self, mode: str) -> web.StreamResponse | None:
         if mode in ("500", "400"):
             return web.json_response({"error": {"message": f"upstream {mode}"}}, status=int(mode))
+        if mode == "500_pii":  # an error text with a card number where a short cut would fall
+            message = "x" * 290 + " card 4111 1111 1111 1111 and mail ann@example.com"
+            return web.json_response({"error": {"message": message}}, status=500)
         if mode == "429":
             return web.json_response({"error": {"message": "slow down"}}, status=429)
         if mode == "slow":
