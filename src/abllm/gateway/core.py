@@ -40,7 +40,7 @@ from abllm.gateway.model import (
     TraceInfo,
 )
 from abllm.gateway.request import ChatCall
-from abllm.gateway.resilience import Attempts, guarded, with_retries, within
+from abllm.gateway.resilience import Attempts, Deadlines, guarded, with_retries
 from abllm.gateway.routing import (
     HEADER_EXPERIMENT,
     HEADER_TRACE,
@@ -119,6 +119,7 @@ class Gateway:
             registry=self.metrics.registry,
         )
         self._policies: dict[int, RetryPolicy] = {}
+        self.deadlines = Deadlines()
         self.dropped_events = 0
         self._exposed: set[tuple[str, int, str]] = set()
         # OrderedDict: evicting the oldest entry of a plain dict (``next(iter(d))``) scans the
@@ -286,7 +287,7 @@ class Gateway:
         rec = CallRecord(llm=r.variant.llm, stream=False)
         span = self.start_span(r, r.variant.llm, call)
         try:
-            async with within(deadline, exp.timeout_s):
+            async with self.deadlines.hold(deadline, exp.timeout_s):
                 try:
                     resp = await self.call(r, r.variant, call, primary_deadline, rec)
                     rec.add_usage(r.variant.llm, resp.model, resp.input_tokens, resp.output_tokens)

@@ -37,33 +37,76 @@ async def clean_error(exc: ProviderError) -> ProviderError:
     return exc
 
 
-class within:
-    """``async with within(deadline, budget_s)``: hold a whole request (every attempt, backoff
-    and the fallback) to ``deadline``, a ``time.monotonic()`` instant.
+class Deadlines:
+    """Holds whole requests (every attempt, backoff and the fallback) to their deadline.
 
     Each attempt already gets the remaining time as its own timeout; this is the backstop for
     what those cannot see (a provider that ignores its timeout, a loop too busy to wake a timer
-    on time, a connection-pool queue): at the deadline the request ends with ``timeout`` (504).
-    One ``asyncio.Timeout`` per request, not per attempt.
+    on time, a connection-pool queue): a request past its deadline is cancelled and ends with
+    ``timeout`` (504), at most ``tick_s`` late. One timer ticks for all requests, because an
+    ``asyncio.timeout`` per request measured 12-20 µs here (a timer-heap push, and a cancelled
+    entry left in the heap each time) against ≈ 4 µs for registering in a dict.
+
+    Usage: ``async with deadlines.hold(deadline, budget_s): ...`` (``time.monotonic()`` time).
     """
 
-    __slots__ = ("_budget_s", "_deadline", "_timeout")
+    def __init__(self, tick_s: float = 0.02) -> None:
+        self.tick_s = tick_s
+        self._held: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._handle: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    def __init__(self, deadline: float, budget_s: float) -> None:
+    def hold(self, deadline: float, budget_s: float) -> Hold:
+        """A context manager that holds the current task to ``deadline``."""
+        return Hold(self, deadline, budget_s)
+
+    def _add(self, task: asyncio.Task[Any], deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a new event loop (tests): forget the old one's timer
+            self._held.clear()
+            self._expired.clear()
+            self._handle, self._loop = None, loop
+        self._held[task] = deadline
+        if self._handle is None:
+            self._handle = loop.call_later(self.tick_s, self._tick)
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        for task, deadline in self._held.items():
+            if deadline <= now and task not in self._expired:
+                self._expired.add(task)
+                task.cancel()
+        loop = self._loop
+        self._handle = loop.call_later(self.tick_s, self._tick) if self._held and loop else None
+
+
+class Hold:
+    """One request held by :class:`Deadlines` (see there)."""
+
+    __slots__ = ("_budget_s", "_deadline", "_deadlines", "_task")
+
+    def __init__(self, deadlines: Deadlines, deadline: float, budget_s: float) -> None:
+        self._deadlines = deadlines
         self._deadline = deadline
         self._budget_s = budget_s
-        self._timeout: asyncio.Timeout | None = None
+        self._task: asyncio.Task[Any] | None = None
 
     async def __aenter__(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._timeout = asyncio.timeout_at(loop.time() + self._deadline - time.monotonic())
-        await self._timeout.__aenter__()
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._deadlines._add(task, self._deadline)
 
     async def __aexit__(self, kind: Any, exc: Any, tb: Any) -> None:
-        assert self._timeout is not None
-        try:
-            await self._timeout.__aexit__(kind, exc, tb)
-        except TimeoutError:
+        task, deadlines = self._task, self._deadlines
+        assert task is not None
+        deadlines._held.pop(task, None)
+        if task not in deadlines._expired:
+            return
+        deadlines._expired.discard(task)
+        # As asyncio.Timeout does: the cancellation was ours unless someone else's is pending.
+        if task.uncancel() == 0 and kind is asyncio.CancelledError:
             raise ProviderError(
                 f"the request's time budget of {self._budget_s:g} s ran out", "timeout", 504
             ) from None

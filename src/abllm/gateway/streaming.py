@@ -32,7 +32,7 @@ from abllm.gateway.core import Gateway
 from abllm.gateway.measure import CallRecord
 from abllm.gateway.model import Routed
 from abllm.gateway.request import ChatCall
-from abllm.gateway.resilience import Attempts, clean_error, guarded, with_retries, within
+from abllm.gateway.resilience import Attempts, clean_error, guarded, with_retries
 from abllm.gateway.shape import shape_request
 from abllm.gateway.stepping import Rest
 from abllm.gateway.stepping import step as next_step
@@ -86,7 +86,7 @@ class StreamSession:
             self.r.started + exp.timeout_s / 2 if self.fallback is not None else self.deadline
         )
         try:
-            async with within(self.deadline, exp.timeout_s):
+            async with self.gw.deadlines.hold(self.deadline, exp.timeout_s):
                 try:
                     if self.gw.has_schema(exp):
                         await self._start_buffered(self.r.variant, primary_deadline)
