@@ -112,3 +112,27 @@ def test_a_provider_ignoring_its_timeout_is_cut_at_the_deadline(stream: bool) ->
     exc = asyncio.run(main())
     assert time.monotonic() - started < 0.5
     assert exc.error_type == "timeout" and exc.status == 504
+
+
+def test_deadlines_cut_late_requests_and_leave_other_cancellations_alone() -> None:
+    from abllm.gateway.resilience import Deadlines
+
+    deadlines = Deadlines(tick_s=0.01)
+
+    async def held(deadline_in_s: float) -> str:
+        async with deadlines.hold(time.monotonic() + deadline_in_s, deadline_in_s):
+            await asyncio.sleep(1)
+        return "done"
+
+    async def main() -> None:
+        with pytest.raises(ProviderError, match=r"time budget of 0\.05 s") as err:
+            await held(0.05)
+        assert err.value.error_type == "timeout"
+        task = asyncio.create_task(held(5))
+        await asyncio.sleep(0.02)
+        task.cancel()  # a caller that went away: not a timeout
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await asyncio.wait_for(held(5), 2) == "done"
+
+    asyncio.run(main())
