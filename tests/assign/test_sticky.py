@@ -242,9 +242,8 @@ def test_assign_async_falls_back_to_the_hash_when_the_store_does_not_answer(
     started = time.monotonic()
     answers = asyncio.run(main())
     assert time.monotonic() - started < 0.4
-    assert all(a.degraded for a in answers)
+    assert [a.fallback for a in answers] == [why] * 5
     assert [a.assignment for a in answers] == [assign(exp, f"u{i}") for i in range(5)]
-    assert sticky.fallbacks[why] == 5
 
 
 def test_assign_async_stops_queueing_when_saturated() -> None:
@@ -255,8 +254,7 @@ def test_assign_async_stops_queueing_when_saturated() -> None:
         return list(await asyncio.gather(*(sticky.assign_async(exp, f"u{i}") for i in range(6))))
 
     answers = asyncio.run(main())
-    assert all(a.degraded for a in answers)
-    assert sticky.fallbacks == {"timeout": 2, "saturated": 4}
+    assert sorted(a.fallback or "" for a in answers) == ["saturated"] * 4 + ["timeout"] * 2
 
 
 def test_assign_async_uses_the_store_when_it_answers() -> None:
@@ -269,7 +267,7 @@ def test_assign_async_uses_the_store_when_it_answers() -> None:
         return [await sticky.assign_async(exp, u) for u in ("u1", "u2")]
 
     first, second = asyncio.run(main())
-    assert not first.degraded and first.assignment.variant_id == "treatment"
+    assert first.fallback is None and first.assignment.variant_id == "treatment"
     assert second.assignment.variant_id == "control"
 
 

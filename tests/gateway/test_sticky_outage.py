@@ -80,10 +80,12 @@ def chat(url: str, user: str) -> tuple[int, float]:
 
 
 def fallbacks(url: str) -> float:
+    """``abllm_sticky_fallbacks_total`` for the experiment, summed over causes."""
+    total = 0.0
     for line in get(f"{url}/metrics").text.splitlines():
-        if line.startswith('abllm_sticky_fallbacks_total{experiment="exp_sticky"}'):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+        if line.startswith('abllm_sticky_fallbacks_total{cause="') and "exp_sticky" in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def test_frozen_then_dead_redis_falls_back_to_the_hash_assignment(live, throwaway_redis) -> None:

@@ -119,10 +119,8 @@ class StickyAssigner:
         self.timeout_s = timeout_s
         self.max_pending = max_pending
         self.workers = workers
-        #: hash assignments handed out because the store did not answer, by cause
-        #: (``timeout``, ``error``, ``saturated``).
-        self.fallbacks: dict[str, int] = {}
         self._pending = 0
+        self._errors = 0
         self._executor: ThreadPoolExecutor | None = None
 
     def _keys(
@@ -171,15 +169,16 @@ class StickyAssigner:
         waited for at most ``timeout_s``.
 
         When the store is slow, frozen, down, or already has ``max_pending`` lookups waiting,
-        the unit gets its hash assignment at once (``degraded=True``; counted in
-        ``fallbacks``): a sticky store outage never fails or stalls a request.
+        the unit gets its hash assignment at once, with the cause in ``fallback``
+        (``timeout``, ``error``, ``saturated``): a sticky store outage never fails or stalls a
+        request.
         """
         hashed, key, fallback = self._keys(experiment, unit_id, attributes)
         a = assign(experiment, hashed, attributes, now, state)
         if a.reason not in _STICKY_REASONS:
             return Assigned(a)
         if self._pending >= self.max_pending:
-            return self._degraded(a, "saturated")
+            return Assigned(a, "saturated")
         loop = asyncio.get_running_loop()
         self._pending += 1
         future = loop.run_in_executor(
@@ -190,19 +189,21 @@ class StickyAssigner:
             # shield: a timed-out lookup still finishes in its thread; its result is dropped.
             return Assigned(await asyncio.wait_for(asyncio.shield(future), self.timeout_s))
         except TimeoutError:
-            return self._degraded(a, "timeout")
+            return Assigned(a, "timeout")
         except Exception as exc:
-            log.warning("sticky store failed (%s); hash assignment used", type(exc).__name__)
-            return self._degraded(a, "error")
+            self._errors += 1
+            if self._errors in (1, 100) or self._errors % 10_000 == 0:
+                log.warning(
+                    "sticky store failed %d time(s), last: %s; hash assignments used",
+                    self._errors,
+                    type(exc).__name__,
+                )
+            return Assigned(a, "error")
 
     def _done(self, future: asyncio.Future[Assignment]) -> None:
         self._pending -= 1
         if not future.cancelled():
             future.exception()  # retrieved, so a late failure is not logged as "never seen"
-
-    def _degraded(self, a: Assignment, why: str) -> Assigned:
-        self.fallbacks[why] = self.fallbacks.get(why, 0) + 1
-        return Assigned(a, degraded=True)
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -293,11 +294,12 @@ def weights_can_move(experiment: Experiment) -> bool:
 
 
 class Assigned(NamedTuple):
-    """An assignment made on the event loop; ``degraded`` when the sticky store did not answer
-    and the hash assignment stands in (the caller must not cache it)."""
+    """An assignment made on the event loop; ``fallback`` names why the sticky store did not
+    answer (``timeout``, ``error``, ``saturated``) when the hash assignment stands in (the
+    caller must not cache it)."""
 
     assignment: Assignment
-    degraded: bool = False
+    fallback: str | None = None
 
 
 class SelectiveStickyAssigner:
@@ -335,8 +337,3 @@ class SelectiveStickyAssigner:
         if weights_can_move(experiment):
             return await self.sticky.assign_async(experiment, unit_id, attributes, now, state)
         return Assigned(assign(experiment, unit_id, attributes, now, state))
-
-    @property
-    def fallbacks(self) -> dict[str, int]:
-        """See :attr:`StickyAssigner.fallbacks`."""
-        return self.sticky.fallbacks

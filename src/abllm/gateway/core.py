@@ -115,7 +115,7 @@ class Gateway:
         self._sticky_fallbacks = Counter(
             "abllm_sticky_fallbacks",
             "Units given their hash assignment because the sticky store did not answer in time",
-            ("experiment",),
+            ("experiment", "cause"),
             registry=self.metrics.registry,
         )
         self._policies: dict[int, RetryPolicy] = {}
@@ -191,9 +191,9 @@ class Gateway:
         if self.assigner is None:
             a = assign(exp, unit, attributes, None, state)
         else:
-            a, degraded = await self.assigner.assign_async(exp, unit, attributes, None, state)
-            if degraded:
-                self._sticky_fallbacks.labels(exp.id).inc()
+            a, fallback = await self.assigner.assign_async(exp, unit, attributes, None, state)
+            if fallback is not None:
+                self._sticky_fallbacks.labels(exp.id, fallback).inc()
                 return a
         if memo:
             if len(self._assignments) >= self.settings.assignment_cache_size:

@@ -57,7 +57,7 @@ class LoopAssigner(Assigner, Protocol):
 
     Called once per new (unit, runtime state). An implementation that talks to a store must
     not block the loop and must answer quickly: when its store is slow or down it returns the
-    hash assignment with ``degraded=True`` rather than raise (``StickyAssigner`` does).
+    hash assignment with a ``fallback`` cause rather than raise (``StickyAssigner`` does).
     """
 
     async def assign_async(
@@ -68,7 +68,7 @@ class LoopAssigner(Assigner, Protocol):
         now: datetime | None = None,
         state: RuntimeState | None = None,
     ) -> Assigned:
-        """The unit's assignment, and whether it is a degraded stand-in."""
+        """The unit's assignment, and why it is a stand-in (None: it is not)."""
         ...
 
 
