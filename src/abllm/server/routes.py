@@ -18,6 +18,7 @@ from abllm.events import MAX_BATCH_BYTES, Event, parse_batch
 from abllm.server.feedback import build_feedback_event, parse_json_object
 from abllm.state import runtime_json
 from abllm.telemetry import CONTENT_TYPE_LATEST, pseudonymous_id, redact
+from abllm.telemetry.redact import run_off_loop
 
 router = APIRouter()
 
@@ -162,9 +163,8 @@ async def ingest_events(request: Request) -> JSONResponse:
     st = _state(request)
     if st.pipeline is None:
         raise StoreUnavailable("this server has no event store; start it with --store")
-    events = [
-        _private(e) for e in _parse_events_body(await _read_limited(request, _MAX_EVENTS_BODY))
-    ]
+    raw = await _read_limited(request, _MAX_EVENTS_BODY)  # parsed and redacted off the loop
+    events = await run_off_loop(lambda: [_private(e) for e in _parse_events_body(raw)])
     await st.pipeline.submit(events)
     return JSONResponse({"accepted": len(events)})
 
