@@ -9,6 +9,11 @@ Fallback (issue 6, DESIGN.md "fail safe"): when the assigned variant is not the 
 ``fallback_to_control`` holds, a failed call (after retries) or an answer that fails
 ``output_schema`` is answered by the control's config instead. The treatment's attempts may use
 half of the time budget, so a hung treatment still leaves the control time to answer.
+
+The experiment's ``timeout_s`` is a deadline on the whole request (``resilience.Deadlines``). Each
+arm has its own circuit breaker (``BreakerRegistry.for_arm``), so a treatment that makes the
+control's model fail opens only its own; every attempt of both paths, streaming or not, goes
+through the one driver ``resilience.guarded``.
 """
 
 from __future__ import annotations

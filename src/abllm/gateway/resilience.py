@@ -4,6 +4,9 @@ The retry loop itself is the providers package's tenacity-based ``call_with_retr
 jitter, ``Retry-After``, budget-aware). The gateway runs the *first* attempt outside it, because
 building tenacity's retry state costs ≈ 27 µs a call here — about 8 % of the hot path's budget at
 3,000 requests/s — and most calls succeed the first time; only a retryable failure pays for it.
+
+:func:`guarded` is the one attempt driver of the complete and the stream paths (breaker, error
+mapping, redaction of upstream error text); :class:`Deadlines` holds a request to its budget.
 """
 
 from __future__ import annotations
