@@ -310,5 +310,8 @@ def adaptive_results(
         "propensity weighted; fixed-split p-values are not applicable"
     )
     if missing:
-        warnings.append(f"{missing:,} units recorded no assignment probability: left out of IPW")
+        warnings.append(
+            f"{missing:,} units recorded no assignment probability: left out of IPW "
+            "(plain estimates when no unit recorded one)"
+        )
     return out

@@ -39,8 +39,10 @@ TRUNCATED = " [TRUNCATED]"
 
 #: Characters redacted at most; the rest is dropped before matching.
 MAX_CHARS = 32_768
-#: Ids longer than this are always pseudonymised (see :func:`pseudonymous_id`).
-ID_CHARS = 256
+#: Ids longer than this are always pseudonymised (see :func:`pseudonymous_id`): the longest id
+#: an event can store (``abllm.events.models.MAX_ID_CHARS``), so a long unit id from a header
+#: is stored as its pseudonym instead of making the request's events unstorable.
+ID_CHARS = 200
 #: Texts up to this many characters are redacted inline (a thread hop costs more than that).
 INLINE_CHARS = 2_048
 
