@@ -106,8 +106,9 @@ def analyze(
 
     The SRM check expects the mixture each exposure recorded (``abllm.analysis.srm``);
     ``weights`` (e.g. a rollout stage's) replaces the configured split only for units whose
-    exposure recorded none; ``builtins=False`` reports configured metrics only. With ``holdout`` set, the
-    result carries a ``holdback`` report: held-back units against everyone exposed.
+    exposure recorded none; ``builtins=False`` reports configured metrics only. With
+    ``holdout`` set, the result carries a ``holdback`` report: held-back units against
+    everyone exposed.
     """
     now = (now or datetime.now(UTC)).astimezone(UTC)
     d = dialect_for(store.dialect)
