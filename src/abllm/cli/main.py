@@ -54,7 +54,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "power": (
         "abllm.cli.power",
-        "Units per arm to detect an effect (two-sample z-test), or the MDE for a sample size.",
+        "Units per arm the decision rule needs to detect an effect, or the MDE for a size.",
     ),
     "rollout": ("abllm.cli.rollout", "Show and move an experiment's rollout stage."),
     "events": ("abllm.cli.events", "Import and export events."),
