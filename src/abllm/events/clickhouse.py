@@ -88,6 +88,9 @@ class _ClickHouseStore(ABC):
         """Transport primitive."""
 
     def _migrate(self) -> None:
+        """Apply missing migrations. ClickHouse has no advisory lock, so processes starting
+        together may both run them: every statement is ``IF NOT EXISTS`` (tested), and the
+        version table's ReplacingMergeTree folds a version row inserted twice."""
         self._command(
             f"CREATE TABLE IF NOT EXISTS {SCHEMA_VERSION_TABLE} (version Int32, "
             "applied_at DateTime64(6, 'UTC') DEFAULT now64(6)) ENGINE = ReplacingMergeTree "

@@ -14,6 +14,10 @@ Any other write failure is the data's fault (:mod:`abllm.events.delivery`): the 
 refuses go to the dead-letter file and the rest flow on. Memory is bounded by ``max_buffer`` events
 and disk by ``spool_limit_bytes``; beyond either, callers get ``Backpressure`` (``retry_after``).
 
+Each pipeline spools into its own locked directory under ``spool_dir``; the replayer also
+adopts the directories of processes that died (:mod:`abllm.events.spool`), checking every
+``orphan_scan_s``, so several processes share one spool folder and none leaves events behind.
+
 ``emit`` acknowledges nothing: its buffered events are best-effort on SIGKILL (docs/events.md).
 """
 
@@ -35,7 +39,7 @@ from abllm.errors import AbllmError, Backpressure, LimitExceeded, StoreUnavailab
 from abllm.events.deadletter import DeadLetters
 from abllm.events.delivery import Delivery
 from abllm.events.models import Event, check_batch
-from abllm.events.spool import Spool, SpoolRecord
+from abllm.events.spool import Spool, SpoolRecord, claim_orphans, open_own
 from abllm.events.store import EventStore
 
 log = logging.getLogger("abllm.events")
@@ -89,13 +93,19 @@ class EventPipeline:
         spool_limit_bytes: int = 256 * 1024 * 1024,
         max_buffer: int = 100_000,
         retry_interval_s: float = 0.5,
+        orphan_scan_s: float = 5.0,
     ) -> None:
         self.store = store
         self.max_batch = max_batch
         self.flush_interval_s = flush_interval_s
         self.max_buffer = max_buffer
         self.retry_interval_s = retry_interval_s
-        self.spool = Spool(Path(spool_dir), limit_bytes=spool_limit_bytes)
+        self.spool = open_own(Path(spool_dir), limit_bytes=spool_limit_bytes)
+        self._spool_root = Path(spool_dir)
+        self.orphan_scan_s = orphan_scan_s
+        # Spools of dead processes, adopted and being replayed (replayer thread only).
+        self._orphans: list[Spool] = list(claim_orphans(self._spool_root, spool_limit_bytes))
+        self._next_scan = time.monotonic() + orphan_scan_s
         self.dead_letters = DeadLetters(Path(spool_dir))
         self._delivery = Delivery(store, self.dead_letters)
         self._cond = threading.Condition()
@@ -213,9 +223,12 @@ class EventPipeline:
         with self._cond:
             self._next_retry = 0.0
             self._cond.notify()
-            while not self.spool.is_empty() and time.monotonic() < deadline:
+            while self._backlog() and time.monotonic() < deadline:
                 self._cond.wait(0.05)
-            return self.spool.is_empty()
+            return not self._backlog()
+
+    def _backlog(self) -> bool:
+        return not self.spool.is_empty() or any(not o.is_empty() for o in self._orphans)
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Flush what is buffered (to the store or the spool) and stop the flusher."""
@@ -228,7 +241,9 @@ class EventPipeline:
             self._cond.notify()
         self._thread.join(timeout)
         self._replayer.join(timeout)
-        self.spool.close()
+        for orphan in self._orphans:  # still held back by an outage: the next process adopts it
+            orphan.close_and_remove()
+        self.spool.close_and_remove()
 
     @property
     def stats(self) -> PipelineStats:
@@ -238,10 +253,10 @@ class EventPipeline:
                 **self._counts,
                 dead_lettered=self._delivery.dead_lettered,
                 buffered=self._buffered,
-                spool_bytes=self.spool.pending_bytes,
+                spool_bytes=self.spool.pending_bytes + sum(o.pending_bytes for o in self._orphans),
                 spool_limit_bytes=self.spool.limit_bytes,
                 spool_full=self._spool_full,
-                replay_lag_s=self.spool.replay_lag_s,
+                replay_lag_s=max([self.spool.replay_lag_s, *(o.replay_lag_s for o in self._orphans)]),
                 dead_letters=self.dead_letters.count,
                 store_errors=self._store_errors,
                 store_available=self._store_ok,
@@ -363,13 +378,18 @@ class EventPipeline:
                 while True:
                     if self._closing:
                         return
-                    if not self.spool.is_empty():
+                    if self._backlog():
                         wait = self._next_retry - time.monotonic()
                         if wait <= 0:
                             break
                     else:
                         wait = 1.0
+                    if time.monotonic() >= self._next_scan:
+                        break
                     self._cond.wait(min(wait, 1.0))
+            if time.monotonic() >= self._next_scan:
+                self._scan_orphans()
+                continue  # replay only once the retry interval allows
             live_before = self._seq_in
             started = time.monotonic()
             try:
@@ -388,8 +408,36 @@ class EventPipeline:
             while not self._closing and (left := deadline - time.monotonic()) > 0:
                 self._cond.wait(left)
 
+    def _scan_orphans(self) -> None:
+        """Adopt the spools of processes that died since the last look."""
+        self._next_scan = time.monotonic() + self.orphan_scan_s
+        try:
+            found = list(claim_orphans(self._spool_root, self.spool.limit_bytes))
+        except OSError:
+            log.exception("cannot look for orphaned spools in %s", self._spool_root)
+            return
+        if found:
+            log.warning(
+                "replaying %d spool(s) left by processes that stopped: %s",
+                len(found),
+                ", ".join(o.directory.name for o in found),
+            )
+            with self._cond:
+                self._orphans.extend(found)
+                self._next_retry = 0.0
+
     def _replay_one(self) -> None:
-        record: SpoolRecord | None = self.spool.peek()
+        spool = self.spool
+        if spool.is_empty():
+            for orphan in list(self._orphans):
+                if orphan.is_empty() or orphan.peek() is None:
+                    with self._cond:
+                        self._orphans.remove(orphan)
+                    orphan.close_and_remove()  # fully replayed: nobody replays it again
+                else:
+                    spool = orphan
+                    break
+        record: SpoolRecord | None = spool.peek()
         if record is None:
             return
         events = self._delivery.screen(record.events)
@@ -400,7 +448,7 @@ class EventPipeline:
             return
         if record.invalid:
             self._delivery.set_aside(record.invalid)
-        self.spool.mark_replayed(record)
+        spool.mark_replayed(record)
         self._count("replayed", len(record.events))
         with self._cond:
             self._spool_full = False  # room again

@@ -75,7 +75,10 @@ _COPY_TYPES = (
     + ["float8"] * len(WELL_KNOWN_METRICS)
     + ["text", "text"]
 )
-_MIGRATION_LOCK = 0x61626C6C6D  # pg_advisory_xact_lock key: one migrator at a time
+#: ``pg_advisory_xact_lock(hashtext(key))`` serialises DDL per schema across processes: two
+#: ``CREATE ... IF NOT EXISTS`` racing each other fail on pg_namespace/pg_type unique keys. The
+#: state, sticky and lease tables take the same key, so all of abllm's DDL in one schema queues.
+_MIGRATION_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext(%s))"
 #: SQLSTATE classes caused by the data written: data exception, integrity constraint violation.
 _DATA_ERROR_CLASSES = ("22", "23")
 
@@ -159,6 +162,7 @@ class PostgresStore:
     ) -> None:
         self._psycopg = _psycopg()
         self._dsn, self.schema = _split_url(url)
+        self._lock_key = f"abllm:{self.schema or 'public'}"
         self._timeout = connect_timeout_s
         self.write_timeout_s = write_timeout_s
         self.query_timeout_s = query_timeout_s
@@ -194,6 +198,7 @@ class PostgresStore:
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}".strip()) from None
         if self.schema:
             with conn.transaction():
+                conn.execute(_MIGRATION_LOCK_SQL, [self._lock_key])
                 conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             conn.execute(f'SET search_path TO "{self.schema}"')
             conn.commit()
@@ -203,7 +208,7 @@ class PostgresStore:
         conn = self._open()
         try:
             with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", [_MIGRATION_LOCK])
+                conn.execute(_MIGRATION_LOCK_SQL, [self._lock_key])
                 conn.execute(
                     f"CREATE TABLE IF NOT EXISTS {SCHEMA_VERSION_TABLE} "
                     "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"

@@ -10,18 +10,29 @@ validates (spooled by an older version with looser limits) comes back in ``Spool
 with the reason, for the dead-letter file, instead of making the whole record unreadable.
 
 The flusher appends while the replayer reads, so every operation holds the spool's lock.
+
+Several processes share one spool *root* (``abllm serve --workers N``, or two servers started in
+one folder): each writes its own ``<root>/proc-<pid>-<random>/`` directory, held with ``flock``
+for as long as the process lives. The kernel drops the lock when its owner dies (kill -9
+included), so a directory whose lock can be taken is an orphan: ``claim_orphans`` hands it to a
+live process, which replays it and removes it. The lock makes one process at a time the adopter;
+a batch replayed again after a crash between store and ``mark_replayed`` is harmless because
+stores ignore known ``event_id`` values. Segments directly in the root (the layout before
+per-process directories) are claimed the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import struct
+import secrets
 import threading
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -35,6 +46,8 @@ from abllm.events.models import Event
 _MAGIC = b"AB"
 _HEADER = struct.Struct("<2sII")
 _EVENTS: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
+_PROC_PREFIX = "proc-"
+_LOCK_NAME = ".lock"
 
 
 @dataclass(frozen=True)
@@ -81,19 +94,18 @@ class Spool:
         directory: str | os.PathLike[str],
         limit_bytes: int = 256 * 1024 * 1024,
         segment_bytes: int = 16 * 1024 * 1024,
+        *,
+        locked: BinaryIO | None = None,
     ) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.limit_bytes = limit_bytes
         self.segment_bytes = segment_bytes
-        self._lock_file = (self.directory / ".lock").open("a+b")
-        try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock_file.close()
-            raise StoreUnavailable(
-                f"spool directory {self.directory} is in use by another process"
-            ) from None
+        if locked is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        lock_file = locked or _try_lock(self.directory)
+        if lock_file is None:
+            raise StoreUnavailable(f"spool directory {self.directory} is in use by another process")
+        self._lock_file = lock_file
         self._lock = threading.RLock()
         self._segments = sorted(self.directory.glob("spool-*.log"))
         # Wall-clock time each segment got its first record (a file's mtime after a restart).
@@ -234,5 +246,77 @@ class Spool:
             self._writer.close()
             self._writer = None
         self._write_path = None
+        if self._lock_file.closed:
+            return
         fcntl.flock(self._lock_file, fcntl.LOCK_UN)
         self._lock_file.close()
+
+    def close_and_remove(self) -> None:
+        """Close; when nothing waits for replay, delete the directory too (a process's own
+        directory on a clean exit, or an orphan once replayed).
+
+        The lock file goes first, while still locked: a process that opened it just before
+        then finds, once it gets the lock, that the path no longer names its file, and skips.
+        """
+        with self._lock:
+            if self._segments or self._lock_file.closed:
+                self._close()
+                return
+            for leftover in self.directory.glob("spool-*.log"):
+                leftover.unlink(missing_ok=True)  # empty segments of a drained writer
+            (self.directory / _LOCK_NAME).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # not empty (someone's file) or the root
+                self.directory.rmdir()
+            self._close()
+
+
+def _try_lock(directory: Path, *, create: bool = True) -> BinaryIO | None:
+    """``directory``'s lock file, flocked by this process, or None when another holds it or
+    the file was removed (by an adopter that finished) between opening and locking.
+
+    ``create=False`` for a claim: a directory without its lock file is being removed.
+    """
+    path = directory / _LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
+    except FileNotFoundError:
+        return None
+    f = os.fdopen(fd, "r+b")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.fstat(f.fileno()).st_ino != path.stat().st_ino:
+            raise FileNotFoundError(path)
+    except (BlockingIOError, FileNotFoundError):
+        f.close()
+        return None
+    return f
+
+
+def open_own(root: str | os.PathLike[str], limit_bytes: int) -> Spool:
+    """A new per-process spool under ``root``, locked before its name appears, so no other
+    process can take it for an orphan in between."""
+    base = Path(root)
+    name = f"{_PROC_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    staging = base / f".new-{name}"
+    staging.mkdir(parents=True)
+    lock_file = _try_lock(staging)
+    if lock_file is None:  # pragma: no cover - a fresh random name nobody else knows
+        raise StoreUnavailable(f"cannot lock the new spool directory {staging}")
+    final = base / name
+    staging.rename(final)  # the flock follows the file, not its path
+    _fsync_dir(base)
+    return Spool(final, limit_bytes=limit_bytes, locked=lock_file)
+
+
+def claim_orphans(root: str | os.PathLike[str], limit_bytes: int) -> Iterator[Spool]:
+    """Spools under ``root`` whose owner is gone, each now locked by this process.
+
+    A directory another live process holds is skipped; so is one removed while we looked.
+    """
+    base = Path(root)
+    candidates = [base] if any(base.glob("spool-*.log")) else []
+    candidates += sorted(p for p in base.glob(f"{_PROC_PREFIX}*") if p.is_dir())
+    for directory in candidates:
+        lock_file = _try_lock(directory, create=directory == base)
+        if lock_file is not None:
+            yield Spool(directory, limit_bytes=limit_bytes, locked=lock_file)

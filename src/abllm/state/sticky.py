@@ -109,8 +109,12 @@ class PostgresStickyStore:
         ).format(table)
 
         def create(conn: psycopg.Connection[Any]) -> None:
-            for statement in self._create:
-                conn.execute(statement)
+            # The state store's per-schema DDL lock: processes starting together would
+            # otherwise collide on pg_type (UniqueViolation on abllm_sticky).
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"abllm:{schema}",))
+                for statement in self._create:
+                    conn.execute(statement)
 
         self.db.on_open = create  # on each (re)connect: opening must not need the server up
 
