@@ -170,9 +170,11 @@ def test_spool_survives_restart(store: FlakyStore, tmp_path: Path) -> None:
 
 
 def test_spool_directory_is_exclusive(store: FlakyStore, tmp_path: Path) -> None:
+    # Pipelines share a spool folder, each in its own directory (test_spool_orphans.py); a
+    # directory itself has one owner at a time.
     p = make(store, tmp_path)
     with pytest.raises(StoreUnavailable, match="in use"):
-        make(store, tmp_path)
+        Spool(p.spool.directory)
     p.close()
 
 

@@ -11,9 +11,10 @@ import threading
 from collections import Counter
 from pathlib import Path
 
+from tests.events.test_pipeline import FlakyStore, ev
+
 from abllm.events import Event, EventPipeline
 from abllm.events.spool import Spool, claim_orphans, open_own
-from tests.events.test_pipeline import FlakyStore, ev
 
 
 class CountingStore(FlakyStore):

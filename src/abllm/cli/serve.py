@@ -1,7 +1,9 @@
-"""``abllm serve CONFIG``: the gateway and API under uvicorn (one process, one worker)."""
+"""``abllm serve CONFIG``: the gateway and API under uvicorn (``--workers N``: N processes on one
+port under a supervisor, :mod:`abllm.server.workers`)."""
 
 from __future__ import annotations
 
+import sys
 from contextlib import ExitStack, suppress
 from pathlib import Path
 
@@ -54,8 +56,30 @@ def register(app: typer.Typer) -> None:
             help="run the rollout controller in this process (guardrails, stages, bandits; "
             "one process acts per experiment, by lease)",
         ),
+        workers: int = typer.Option(
+            1,
+            "--workers",
+            help="server processes on the port (each with its own spool; >1 needs a server "
+            "store), restarted when they die",
+        ),
     ) -> None:
         """Serve the OpenAI-compatible gateway (POST /v1/chat/completions) and the API."""
+        from abllm.server import workers as multi
+
+        try:
+            multi.check_workers(workers, store, state)
+        except AbllmError as exc:
+            fail(exc)
+        if workers > 1:
+            load_config(config)  # refuse a bad file once, before starting any worker
+            listening = multi.listen_socket(host, port)
+            bound = listening.getsockname()[1]
+            console.print(
+                f"abllm serve: {workers} workers on http://{host}:{bound}/v1", highlight=False
+            )
+            raise typer.Exit(
+                multi.Supervisor(listening, workers, multi.worker_argv(sys.argv[1:])).run()
+            )
         from abllm.assign.sticky import SelectiveStickyAssigner, StickyAssigner
         from abllm.events import open_store
         from abllm.gateway import GatewaySettings
@@ -127,4 +151,4 @@ def register(app: typer.Typer) -> None:
             )
             # uvicorn re-raises Ctrl-C after its graceful shutdown: a normal way to stop.
             with suppress(KeyboardInterrupt):
-                run(app, host=host, port=port, log_level="warning")
+                run(app, host=host, port=port, log_level="warning", sock=multi.inherited_socket())

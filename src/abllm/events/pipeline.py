@@ -256,7 +256,9 @@ class EventPipeline:
                 spool_bytes=self.spool.pending_bytes + sum(o.pending_bytes for o in self._orphans),
                 spool_limit_bytes=self.spool.limit_bytes,
                 spool_full=self._spool_full,
-                replay_lag_s=max([self.spool.replay_lag_s, *(o.replay_lag_s for o in self._orphans)]),
+                replay_lag_s=max(
+                    [self.spool.replay_lag_s, *(o.replay_lag_s for o in self._orphans)]
+                ),
                 dead_letters=self.dead_letters.count,
                 store_errors=self._store_errors,
                 store_available=self._store_ok,
@@ -431,9 +433,9 @@ class EventPipeline:
         if spool.is_empty():
             for orphan in list(self._orphans):
                 if orphan.is_empty() or orphan.peek() is None:
+                    orphan.close_and_remove()  # only torn records were left
                     with self._cond:
                         self._orphans.remove(orphan)
-                    orphan.close_and_remove()  # fully replayed: nobody replays it again
                 else:
                     spool = orphan
                     break
@@ -449,6 +451,10 @@ class EventPipeline:
         if record.invalid:
             self._delivery.set_aside(record.invalid)
         spool.mark_replayed(record)
+        if spool is not self.spool and spool.is_empty():
+            spool.close_and_remove()  # fully replayed: nobody replays it again
+            with self._cond:
+                self._orphans.remove(spool)
         self._count("replayed", len(record.events))
         with self._cond:
             self._spool_full = False  # room again

@@ -27,8 +27,8 @@ import contextlib
 import fcntl
 import json
 import os
-import struct
 import secrets
+import struct
 import threading
 import time
 import zlib

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import socket
 import threading
 import time
 from types import TracebackType
@@ -28,15 +29,24 @@ def _config(app: Any, host: str, port: int, log_level: str) -> uvicorn.Config:
     )
 
 
-def serve(app: Any, host: str = "127.0.0.1", port: int = 8080, log_level: str = "info") -> None:
-    """Serve until interrupted (Ctrl-C).
+def serve(
+    app: Any,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    log_level: str = "info",
+    sock: socket.socket | None = None,
+) -> None:
+    """Serve until interrupted (Ctrl-C, SIGTERM), on ``sock`` when given (a worker of
+    ``abllm serve --workers N`` accepts on its supervisor's socket, :mod:`abllm.server.workers`).
 
     ``gc.freeze()`` first: the import-time heap (FastAPI, pydantic schemas, numpy, ...) is never
     garbage, yet every full collection would walk it again; freezing it cut the gateway's
     garbage-collection time from ≈ 40 to ≈ 10 µs a request under load here.
     """
     gc.freeze()
-    uvicorn.Server(_config(app, host, port, log_level)).run()
+    uvicorn.Server(_config(app, host, port, log_level)).run(
+        sockets=None if sock is None else [sock]
+    )
 
 
 class ServerThread:
