@@ -37,6 +37,7 @@ from abllm.errors import Backpressure, ProviderError
 from abllm.events import Event
 from abllm.gateway.measure import CallRecord, exposure_event, llm_call_event, payload_chars
 from abllm.gateway.model import (
+    HOLDOUT,
     EventSink,
     GatewaySettings,
     LoopAssigner,
@@ -55,6 +56,7 @@ from abllm.gateway.routing import (
 )
 from abllm.gateway.shape import shape_request
 from abllm.gateway.state import InMemoryStateView, StateReader
+from abllm.gateway.traceid import signed_trace_id
 from abllm.providers import (
     BreakerRegistry,
     ChatResponse,
@@ -69,7 +71,7 @@ from abllm.telemetry import (
     start_llm_span,
     trace_id_from_traceparent,
 )
-from abllm.telemetry.redact import INLINE_CHARS, reject_pii, run_off_loop
+from abllm.telemetry.redact import INLINE_CHARS, pseudonymous_id, reject_pii, run_off_loop
 
 log = logging.getLogger("abllm.gateway")
 
@@ -140,17 +142,26 @@ class Gateway:
     async def route(self, call: ChatCall, headers: Mapping[str, str]) -> Routed:
         """Choose the experiment, the unit and its variant; emit the unit's exposure."""
         exp = self.router.route(call.model, headers.get(HEADER_EXPERIMENT))
-        trace_id = (
-            trace_id_from_traceparent(headers.get("traceparent"))
-            or _caller_trace_id(headers.get(HEADER_TRACE))
-            or os.urandom(16).hex()
+        caller_trace = trace_id_from_traceparent(headers.get("traceparent")) or _caller_trace_id(
+            headers.get(HEADER_TRACE)
         )
         unit = unit_id_for(exp, call.user, headers)
         started = time.monotonic()
         if unit is None:
             # Anonymous: nothing to hash, so the control answers and nothing is counted.
+            trace_id = caller_trace or os.urandom(16).hex()
             return Routed(exp, exp.control, None, None, "anonymous", trace_id, started)
         a = await self._assign(exp, unit, call.user, headers)
+        # Our own ids carry the attribution (signed), for feedback sent to any process.
+        trace_id = caller_trace or signed_trace_id(
+            TraceInfo(
+                exp.id,
+                exp.version,
+                a.variant_id,
+                pseudonymous_id(unit),
+                a.variant_id is not None or str(a.reason) == HOLDOUT,
+            )
+        )
         routed = Routed(
             exp,
             exp.variant(a.served_variant_id),

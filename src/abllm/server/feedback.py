@@ -12,6 +12,7 @@ from abllm.events import Event, EventStore, parse_event
 from abllm.events.models import check_id
 from abllm.gateway import Gateway, TraceInfo
 from abllm.gateway.model import HOLDOUT
+from abllm.gateway.traceid import read_trace_id
 from abllm.telemetry import pseudonymous_id, redact
 
 #: Keys with a meaning of their own; every other key is a metric (number/bool) or an attribute.
@@ -53,17 +54,30 @@ def _trace_from_store(store: EventStore | None, trace_id: str) -> TraceInfo | No
 
 #: Longest wait for a trace id lookup in the store; past it the caller gets 503 (retry later).
 TRACE_LOOKUP_WAIT_S = 5.0
+#: How long a trace id nobody knows yet is looked for again before 404: the process that served
+#: it may not have flushed its events (every 0.5 s, ``create_app``) when feedback sent the
+#: instant the answer arrived reaches another process behind a load balancer.
+TRACE_ARRIVAL_WAIT_S = 2.0
+_TRACE_RETRY_S = 0.1
 
 
 async def _trace_lookup(store: EventStore | None, trace_id: str) -> TraceInfo | None:
-    try:
-        return await asyncio.wait_for(
-            asyncio.to_thread(_trace_from_store, store, trace_id), TRACE_LOOKUP_WAIT_S
-        )
-    except TimeoutError:
-        raise StoreUnavailable(
-            f"trace_id: the event store did not answer within {TRACE_LOOKUP_WAIT_S:g} s; retry"
-        ) from None
+    if store is None:
+        return None
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + TRACE_ARRIVAL_WAIT_S
+    while True:
+        try:
+            info = await asyncio.wait_for(
+                asyncio.to_thread(_trace_from_store, store, trace_id), TRACE_LOOKUP_WAIT_S
+            )
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"trace_id: the event store did not answer within {TRACE_LOOKUP_WAIT_S:g} s; retry"
+            ) from None
+        if info is not None or loop.time() >= give_up:
+            return info
+        await asyncio.sleep(_TRACE_RETRY_S)
 
 
 def _split(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -107,9 +121,15 @@ async def build_feedback_event(
         if not isinstance(trace_id, str):
             raise ValidationError("trace_id: must be a non-empty string")
         check_id(trace_id, "trace_id")
-        info = gateway.trace(trace_id) or await _trace_lookup(store, trace_id)
+        # This process's recent requests, then what a signed id carries (any process made it),
+        # then the store (a caller-chosen id served elsewhere).
+        info = (
+            gateway.trace(trace_id)
+            or read_trace_id(trace_id)
+            or await _trace_lookup(store, trace_id)
+        )
         if info is None:
-            raise NotFound(f"trace_id {trace_id!r} is not a request this gateway served")
+            raise NotFound(f"trace_id {trace_id!r} is not a request any gateway served")
         if not info.counted or info.unit_id is None:
             return None
         exp_id, version, variant_id, unit_id = (

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from abllm.errors import ValidationError
+from abllm.gateway.traceid import SECRET_ENV
 
 log = logging.getLogger("abllm.server")
 
@@ -115,11 +117,17 @@ class Supervisor:
     sock: socket.socket
     count: int
     argv: list[str]
+    trace_secret: str = field(default_factory=lambda: secrets.token_hex(32))
     _workers: list[_Worker] = field(default_factory=list)
     _stopping: threading.Event = field(default_factory=threading.Event)
 
     def _spawn(self, index: int, restarts: int = 0) -> _Worker:
-        env = {**os.environ, LISTEN_FD_ENV: str(self.sock.fileno()), WORKER_ENV: str(index)}
+        env = {
+            SECRET_ENV: self.trace_secret,  # workers read each other's trace ids
+            **os.environ,
+            LISTEN_FD_ENV: str(self.sock.fileno()),
+            WORKER_ENV: str(index),
+        }
         proc = subprocess.Popen(  # noqa: S603 - our own interpreter and command line
             [sys.executable, "-c", "from abllm.cli.main import main; main()", *self.argv],
             env=env,
