@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from abllm.gateway.traceid import read_trace_id
 from abllm.providers import cost_usd
 
 from .upstream import USAGE_ANTHROPIC, USAGE_OPENAI
@@ -58,7 +59,7 @@ def test_treatment_config_reaches_upstream(live, fake, stream: bool) -> None:
     assert raw.headers["x-abllm-experiment"] == "exp_oa"
     assert raw.headers["x-abllm-variant"] == "treatment"
     trace_id = raw.headers["x-abllm-trace-id"]
-    assert len(trace_id) == 32
+    assert read_trace_id(trace_id).variant_id == "treatment"  # signed: feedback from anywhere
     result = raw.parse()
     if stream:
         chunks = list(result)
