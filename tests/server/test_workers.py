@@ -174,3 +174,25 @@ def test_spool_of_a_worker_killed_during_an_outage_is_replayed(tmp_path: Path) -
             assert total == distinct == len(acked)
     finally:
         pg.cleanup()
+
+
+def test_kill_switch_reaches_every_worker(tmp_path: Path, pg_store: str) -> None:
+    cfg = _config(tmp_path)
+    abllm = Path(sys.executable).parent / "abllm"
+    with serving(cfg, pg_store, tmp_path, "k", ("--workers", "2")) as port:
+        assert {chat(port, f"u{i}") for i in range(30)} == {"control", "treatment"}
+        done = subprocess.run(
+            # --wait 1: both workers must confirm within a second
+            [str(abllm), "kill", "exp_guard", "--store", pg_store, "--wait", "1"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "applied by 2 of 2 live processes" in done.stdout, done.stdout + done.stderr
+        started = time.monotonic()
+        # New connections land on either worker; every one already serves control.
+        served = {chat(port, f"u{i}") for i in range(30)}
+        assert served == {"control"}
+        assert time.monotonic() - started < 5
