@@ -39,7 +39,8 @@ from abllm.errors import AbllmError, Backpressure, LimitExceeded, StoreUnavailab
 from abllm.events.deadletter import DeadLetters
 from abllm.events.delivery import Delivery
 from abllm.events.models import Event, check_batch
-from abllm.events.spool import Spool, SpoolRecord, claim_orphans, open_own
+from abllm.events.spool import SpoolRecord
+from abllm.events.spools import SpoolSet
 from abllm.events.store import EventStore
 
 log = logging.getLogger("abllm.events")
@@ -100,12 +101,8 @@ class EventPipeline:
         self.flush_interval_s = flush_interval_s
         self.max_buffer = max_buffer
         self.retry_interval_s = retry_interval_s
-        self.spool = open_own(Path(spool_dir), limit_bytes=spool_limit_bytes)
-        self._spool_root = Path(spool_dir)
-        self.orphan_scan_s = orphan_scan_s
-        # Spools of dead processes, adopted and being replayed (replayer thread only).
-        self._orphans: list[Spool] = list(claim_orphans(self._spool_root, spool_limit_bytes))
-        self._next_scan = time.monotonic() + orphan_scan_s
+        self._spools = SpoolSet(Path(spool_dir), spool_limit_bytes, orphan_scan_s)
+        self.spool = self._spools.own  # where this process's batches go
         self.dead_letters = DeadLetters(Path(spool_dir))
         self._delivery = Delivery(store, self.dead_letters)
         self._cond = threading.Condition()
@@ -223,12 +220,9 @@ class EventPipeline:
         with self._cond:
             self._next_retry = 0.0
             self._cond.notify()
-            while self._backlog() and time.monotonic() < deadline:
+            while self._spools.backlog() and time.monotonic() < deadline:
                 self._cond.wait(0.05)
-            return not self._backlog()
-
-    def _backlog(self) -> bool:
-        return not self.spool.is_empty() or any(not o.is_empty() for o in self._orphans)
+            return not self._spools.backlog()
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Flush what is buffered (to the store or the spool) and stop the flusher."""
@@ -241,9 +235,7 @@ class EventPipeline:
             self._cond.notify()
         self._thread.join(timeout)
         self._replayer.join(timeout)
-        for orphan in self._orphans:  # still held back by an outage: the next process adopts it
-            orphan.close_and_remove()
-        self.spool.close_and_remove()
+        self._spools.close()  # what an outage still holds back, the next process adopts
 
     @property
     def stats(self) -> PipelineStats:
@@ -253,12 +245,10 @@ class EventPipeline:
                 **self._counts,
                 dead_lettered=self._delivery.dead_lettered,
                 buffered=self._buffered,
-                spool_bytes=self.spool.pending_bytes + sum(o.pending_bytes for o in self._orphans),
+                spool_bytes=self._spools.pending_bytes,
                 spool_limit_bytes=self.spool.limit_bytes,
                 spool_full=self._spool_full,
-                replay_lag_s=max(
-                    [self.spool.replay_lag_s, *(o.replay_lag_s for o in self._orphans)]
-                ),
+                replay_lag_s=self._spools.replay_lag_s,
                 dead_letters=self.dead_letters.count,
                 store_errors=self._store_errors,
                 store_available=self._store_ok,
@@ -380,17 +370,19 @@ class EventPipeline:
                 while True:
                     if self._closing:
                         return
-                    if self._backlog():
+                    if self._spools.backlog():
                         wait = self._next_retry - time.monotonic()
                         if wait <= 0:
                             break
                     else:
                         wait = 1.0
-                    if time.monotonic() >= self._next_scan:
+                    if self._spools.scan_due():
                         break
                     self._cond.wait(min(wait, 1.0))
-            if time.monotonic() >= self._next_scan:
-                self._scan_orphans()
+            if self._spools.scan_due():
+                if self._spools.scan():
+                    with self._cond:
+                        self._next_retry = 0.0
                 continue  # replay only once the retry interval allows
             live_before = self._seq_in
             started = time.monotonic()
@@ -410,35 +402,8 @@ class EventPipeline:
             while not self._closing and (left := deadline - time.monotonic()) > 0:
                 self._cond.wait(left)
 
-    def _scan_orphans(self) -> None:
-        """Adopt the spools of processes that died since the last look."""
-        self._next_scan = time.monotonic() + self.orphan_scan_s
-        try:
-            found = list(claim_orphans(self._spool_root, self.spool.limit_bytes))
-        except OSError:
-            log.exception("cannot look for orphaned spools in %s", self._spool_root)
-            return
-        if found:
-            log.warning(
-                "replaying %d spool(s) left by processes that stopped: %s",
-                len(found),
-                ", ".join(o.directory.name for o in found),
-            )
-            with self._cond:
-                self._orphans.extend(found)
-                self._next_retry = 0.0
-
     def _replay_one(self) -> None:
-        spool = self.spool
-        if spool.is_empty():
-            for orphan in list(self._orphans):
-                if orphan.is_empty() or orphan.peek() is None:
-                    orphan.close_and_remove()  # only torn records were left
-                    with self._cond:
-                        self._orphans.remove(orphan)
-                else:
-                    spool = orphan
-                    break
+        spool = self._spools.next_to_replay()
         record: SpoolRecord | None = spool.peek()
         if record is None:
             return
@@ -451,10 +416,7 @@ class EventPipeline:
         if record.invalid:
             self._delivery.set_aside(record.invalid)
         spool.mark_replayed(record)
-        if spool is not self.spool and spool.is_empty():
-            spool.close_and_remove()  # fully replayed: nobody replays it again
-            with self._cond:
-                self._orphans.remove(spool)
+        self._spools.replayed(spool)
         self._count("replayed", len(record.events))
         with self._cond:
             self._spool_full = False  # room again
