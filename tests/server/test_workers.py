@@ -196,3 +196,17 @@ def test_kill_switch_reaches_every_worker(tmp_path: Path, pg_store: str) -> None
         served = {chat(port, f"u{i}") for i in range(30)}
         assert served == {"control"}
         assert time.monotonic() - started < 5
+
+
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path, pg_store: str) -> None:
+    from tests.serve_process import PROCESSES
+
+    with serving(_config(tmp_path), pg_store, tmp_path, "s", ("--workers", "2")) as port:
+        supervisor = PROCESSES[port]
+        workers = _children(supervisor.pid)
+        supervisor.kill()
+        supervisor.wait()
+        deadline = time.monotonic() + 20
+        while any(Path(f"/proc/{w}").exists() for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(Path(f"/proc/{w}").exists() for w in workers)  # drained and gone

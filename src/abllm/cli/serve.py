@@ -72,7 +72,10 @@ def register(app: typer.Typer) -> None:
             fail(exc)
         if workers > 1:
             load_config(config)  # refuse a bad file once, before starting any worker
-            listening = multi.listen_socket(host, port)
+            try:
+                listening = multi.listen_socket(host, port)
+            except OSError as exc:
+                fail(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror})")
             bound = listening.getsockname()[1]
             console.print(
                 f"abllm serve: {workers} workers on http://{host}:{bound}/v1", highlight=False

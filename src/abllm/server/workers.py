@@ -83,9 +83,23 @@ def listen_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
 
 
 def inherited_socket() -> socket.socket | None:
-    """The supervisor's listening socket in a worker, or None outside one."""
+    """The supervisor's listening socket in a worker, or None outside one.
+
+    A worker also watches its supervisor: when it is gone (kill -9), the worker drains and
+    exits as on SIGTERM instead of serving on unsupervised.
+    """
     fd = os.environ.get(LISTEN_FD_ENV)
-    return None if fd is None else socket.socket(fileno=int(fd))
+    if fd is None:
+        return None
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="abllm-supervisor-watch", daemon=True).start()
+    return socket.socket(fileno=int(fd))
 
 
 def worker_argv(argv: Sequence[str]) -> list[str]:
