@@ -31,6 +31,7 @@ from abllm.telemetry import pseudonymous_id, redact
 if TYPE_CHECKING:
     from abllm.client.openai_wrap import OpenAIWrapper
     from abllm.gateway import Assigner, StateReader
+    from abllm.state import StateStore, StateView
 
 log = logging.getLogger("abllm.client")
 
@@ -57,8 +58,10 @@ class Client:
     fetch succeeds); events are batched to ``POST {server_url}/v1/events``. Without
     ``server_url`` events go to ``store`` (an ``open_store`` URL; default ``ABLLM_STORE`` or
     ``./abllm-data/events.duckdb``) through an in-process pipeline that spools to ``spool_dir``
-    while the store is down. ``state`` (``abllm.state.StateView`` or any ``StateReader``) adds
-    runtime state to a file config. ``api_key`` is sent as ``Authorization: Bearer``.
+    while the store is down. A file config reads the runtime state (kill switch, stage, paused
+    arms, winner) where ``abllm serve`` keeps it: ``state`` is a state URL or a ``StateReader``
+    (``abllm.state.StateView``); without it, the state beside ``store`` (``ABLLM_STATE``, else
+    ``abllm.state.state_url_for``), followed live. ``api_key`` is sent as ``Authorization: Bearer``.
     ``assigner`` replaces the pure ``assign``: ``StickyAssigner(open_sticky(url))`` over the
     server's sticky store keeps units on the variant the gateway gave them while weights move.
     """
@@ -72,7 +75,7 @@ class Client:
         api_key: str | None = None,
         refresh_s: float = 30.0,
         spool_dir: str | os.PathLike[str] | None = None,
-        state: StateReader | None = None,
+        state: StateReader | str | None = None,
         assigner: Assigner | None = None,
         settings: ClientSettings | None = None,
     ) -> None:
@@ -84,6 +87,7 @@ class Client:
             headers["Authorization"] = f"Bearer {api_key}"
         self.server_url = check_base_url(server_url) if server_url else None
         self._source: ConfigSync | StaticSource
+        self._owned_state: _OwnedState | None = None
         if self.server_url is not None:
             if refresh_s <= 0:
                 raise ValidationError(f"refresh_s: must be > 0 seconds, got {refresh_s}")
@@ -95,6 +99,9 @@ class Client:
                 fallback=file,
             ).start()
         elif file is not None:
+            if state is None or isinstance(state, str):
+                self._owned_state = _OwnedState.open(state, store)
+                state = self._owned_state.view
             self._source = StaticSource(file, state)
         else:
             raise ValidationError(
@@ -104,6 +111,8 @@ class Client:
             self._sink = self._open_sink(store, spool_dir, headers)
         except BaseException:
             self._source.close()
+            if self._owned_state is not None:
+                self._owned_state.close()
             raise
         self._served: OrderedDict[tuple[str, int, str], Served] = OrderedDict()
         self._traces: OrderedDict[str, Served] = OrderedDict()
@@ -301,12 +310,40 @@ class Client:
             self._sink.close(self.settings.close_timeout_s if timeout is None else timeout)
         finally:
             self._source.close()
+            if self._owned_state is not None:
+                self._owned_state.close()
 
     def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _OwnedState:
+    """The runtime state a file-config client opened itself: a ``StateView`` over the store
+    ``abllm serve`` writes (the same ``open_state`` rule), closed with the client."""
+
+    def __init__(self, store: StateStore, view: StateView) -> None:
+        self.store = store
+        self.view = view
+
+    @classmethod
+    def open(cls, state_url: str | None, store_url: str | None) -> _OwnedState:
+        from abllm.state import StateView, open_state
+
+        opened = open_state(state_url, store_url=store_url)
+        try:
+            return cls(opened, StateView(opened).start())
+        except BaseException:
+            opened.close()
+            raise
+
+    def close(self) -> None:
+        try:
+            self.view.close()
+        finally:
+            self.store.close()
 
 
 def _load(config: str | os.PathLike[str] | ExperimentFile | None) -> ExperimentFile | None:
