@@ -35,9 +35,11 @@ from abllm.gateway.asgi import Receive, Scope, Send
 from abllm.providers import ProviderRegistry
 from abllm.server.admin import build_admin_router
 from abllm.server.auth import ApiKeyCheck
+from abllm.server.gauges import runtime_gauges
 from abllm.server.routes import router
 from abllm.state import StateStore
 from abllm.telemetry import GatewayMetrics
+from abllm.telemetry.metrics import watch_experiments
 
 log = logging.getLogger("abllm.server")
 
@@ -135,6 +137,7 @@ def create_app(
         settings=settings,
         assigner=assigner,
     )
+    watch_experiments(gateway.metrics, runtime_gauges(config, gateway.state))
     app_state = AppState(gateway=gateway, store=store, pipeline=pipeline)
 
     @asynccontextmanager
