@@ -295,6 +295,11 @@ class Client:
         return wrap_openai(self, openai_client)
 
     # -- lifecycle ----------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` ran: events can no longer be delivered."""
+        return self._closed
+
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Deliver every event recorded so far; False when ``timeout`` ran out first."""
         return self._sink.flush(timeout)

@@ -19,10 +19,10 @@ How it finds out (see ``docs/client.md``, "Behind the gateway"):
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-
-import httpx
+from urllib.parse import urlsplit
 
 from abllm.client.model import LastCall
 from abllm.gateway.routing import HEADER_EXPERIMENT, HEADER_TRACE, unit_id_for
@@ -44,15 +44,14 @@ def is_gateway_answer(headers: Mapping[str, str]) -> bool:
     return all(h in headers for h in GATEWAY_HEADERS)
 
 
-def lists_abllm_models(resp: httpx.Response) -> bool:
-    """Whether a ``GET /models`` answer is the gateway's (experiments ``owned_by: abllm``)."""
-    if any(k.lower().startswith("x-abllm-") for k in resp.headers):
+def lists_abllm_models(raw: Any) -> bool:
+    """Whether a raw ``GET /models`` answer (the SDK's ``with_raw_response``) is the gateway's:
+    an ``X-Abllm-*`` header, or experiments listed as models ``owned_by: abllm``."""
+    if any(str(k).lower().startswith("x-abllm-") for k in raw.headers):
         return True
-    if resp.status_code != 200:
-        return False
     try:
-        data = resp.json()
-    except ValueError:
+        data = json.loads(raw.text)
+    except (TypeError, ValueError):
         return False
     items = data.get("data") if isinstance(data, dict) else None
     return isinstance(items, list) and any(
@@ -61,18 +60,18 @@ def lists_abllm_models(resp: httpx.Response) -> bool:
 
 
 def _probe_target(openai_client: Any) -> Any | None:
-    """The client with retries off and a short timeout, or None when no probe is worth it."""
+    """``models.with_raw_response`` of the client with retries off and a short timeout, or None
+    when no probe is worth it (OpenAI's own API, or a look-alike without these methods)."""
     base = getattr(openai_client, "base_url", None)  # the wrapped client may be any look-alike
     with_options = getattr(openai_client, "with_options", None)
     if base is None or with_options is None:
         return None
+    if urlsplit(str(base)).hostname in OPENAI_HOSTS:
+        return None
     try:
-        host = httpx.URL(str(base)).host
-    except (TypeError, ValueError, httpx.InvalidURL):
+        return with_options(max_retries=0, timeout=PROBE_TIMEOUT_S).models.with_raw_response
+    except (AttributeError, TypeError):
         return None
-    if host in OPENAI_HOSTS:
-        return None
-    return with_options(max_retries=0, timeout=PROBE_TIMEOUT_S)
 
 
 def probe(openai_client: Any) -> bool:
@@ -81,10 +80,9 @@ def probe(openai_client: Any) -> bool:
     if target is None:
         return False
     try:
-        resp = target.get("/models", cast_to=httpx.Response)
+        return lists_abllm_models(target.list())
     except Exception:  # an upstream without /models, or unreachable: the call will tell
         return False
-    return isinstance(resp, httpx.Response) and lists_abllm_models(resp)
 
 
 async def aprobe(openai_client: Any) -> bool:
@@ -93,10 +91,9 @@ async def aprobe(openai_client: Any) -> bool:
     if target is None:
         return False
     try:
-        resp = await target.get("/models", cast_to=httpx.Response)
+        return lists_abllm_models(await target.list())
     except Exception:
         return False
-    return isinstance(resp, httpx.Response) and lists_abllm_models(resp)
 
 
 def gateway_last(client: Client, kwargs: Mapping[str, Any], headers: Mapping[str, str]) -> LastCall:
