@@ -126,7 +126,9 @@ def test_streams_and_async_clients_through_the_gateway(
     config, gw, sdk = two
     unit = unit_in(config, "control")
     llm = sdk.wrap_openai(OpenAI(base_url=f"{gw.thread.url}/v1", api_key="k", max_retries=0))
-    stream = llm.chat.completions.create(model="exp_tone", user=unit, messages=MESSAGES, stream=True)
+    stream = llm.chat.completions.create(
+        model="exp_tone", user=unit, messages=MESSAGES, stream=True
+    )
     text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert text == "echo: hello there"
     assert llm.last is not None and llm.last.variant_id == "control"
@@ -144,9 +146,7 @@ def test_streams_and_async_clients_through_the_gateway(
     assert sdk_events(sdk) == 0
 
 
-def test_an_answer_with_gateway_headers_is_not_counted_again(
-    tmp_path: Path, upstream: Any
-) -> None:
+def test_an_answer_with_gateway_headers_is_not_counted_again(tmp_path: Path, upstream: Any) -> None:
     """Behind a proxy that hides /models, the answer's X-Abllm-* headers still tell."""
     config, gw, sdk = start(tmp_path, upstream, CONFIG)  # one experiment: the default route
     try:

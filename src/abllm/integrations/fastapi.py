@@ -90,11 +90,15 @@ class ExperimentContext:
 
     def record_outcome(self, **metrics: float | bool | str | None) -> Event | None:
         """An ``outcome`` event for this unit's variant, e.g. ``converted=True``."""
-        return self.client.track(self.experiment.id, self.unit_id, type="outcome", **metrics)
+        return self.client.track(
+            self.experiment.id, self.unit_id, type="outcome", trace_id=None, **metrics
+        )
 
     def record_feedback(self, **metrics: float | bool | str | None) -> Event | None:
         """A ``feedback`` event for this unit's variant, e.g. ``rating=5``."""
-        return self.client.track(self.experiment.id, self.unit_id, type="feedback", **metrics)
+        return self.client.track(
+            self.experiment.id, self.unit_id, type="feedback", trace_id=None, **metrics
+        )
 
     def set_cookie(self, response: Response) -> None:
         """Put the first-visit cookie on ``response`` (a no-op when no new id was made)."""

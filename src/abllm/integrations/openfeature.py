@@ -25,7 +25,7 @@ an exposure). The result, by abllm's reason (``abllm.assign.Reason``):
 | ``assigned``, ``winner_rollout`` | ``SPLIT`` | the arm's ``llm`` config | the arm |
 | ``forced`` | ``TARGETING_MATCH`` | the forced arm's config | the arm |
 | ``killed``, ``paused`` | ``DISABLED`` | the caller's default | None |
-| any other (out of traffic, not targeted, holdout, other layer, not running, arm paused) | ``DEFAULT`` | the control's config | None |
+| any other (out of traffic, holdout, ...) | ``DEFAULT`` | the control's config | None |
 
 A killed flag returns the caller's default, as OpenFeature defines ``DISABLED``: pass what the
 application does without the experiment (usually the control's config). Flag metadata carries
@@ -219,4 +219,4 @@ class AbllmProvider(AbstractProvider):
         }
         metrics[tracking_event_name] = True if details.value is None else details.value
         for experiment_id in experiments:
-            self.client.track(experiment_id, unit, type="outcome", **metrics)
+            self.client.track(experiment_id, unit, type="outcome", trace_id=None, **metrics)
