@@ -31,7 +31,8 @@ A killed flag returns the caller's default, as OpenFeature defines ``DISABLED``:
 application does without the experiment (usually the control's config). Flag metadata carries
 ``experiment_id``, ``experiment_version``, ``abllm_reason`` and ``served_variant_id``.
 Evaluating an experiment as a boolean, string or number is ``TYPE_MISMATCH``; an unknown key
-is ``FLAG_NOT_FOUND``; no ``targeting_key`` is ``TARGETING_KEY_MISSING``.
+is ``FLAG_NOT_FOUND``; no ``targeting_key`` is ``TARGETING_KEY_MISSING`` (a killed or paused
+flag needs none: ``DISABLED``).
 
 Tracking (``client.track(name, ctx, TrackingEventDetails(value, attributes))``) records an
 ``outcome`` event with metric ``name`` = ``value`` (``True`` when no value is given) for each
@@ -159,6 +160,11 @@ class AbllmProvider(AbstractProvider):
         exp = self._experiment(flag_key)
         unit = evaluation_context.targeting_key if evaluation_context is not None else None
         if not unit:
+            # A killed or paused flag is off for everyone: it needs no unit to say so.
+            runtime = self.client.snapshot.state(exp.id)
+            if runtime.killed or runtime.paused:
+                why = AbllmReason.KILLED if runtime.killed else AbllmReason.PAUSED
+                return self._disabled(exp, default_value, why, exp.control.id)
             raise TargetingKeyMissingError(
                 f"{flag_key!r}: the evaluation context needs a targeting_key (the unit id)"
             )
@@ -166,20 +172,29 @@ class AbllmProvider(AbstractProvider):
         a = self.client.assign(exp.id, unit, attributes or None)
         self._note(unit, exp.id)
         reason = REASONS.get(a.reason, Reason.DEFAULT)
-        metadata: dict[str, str | int] = {
-            "experiment_id": exp.id,
-            "experiment_version": exp.version,
-            "abllm_reason": str(a.reason),
-            "served_variant_id": a.served_variant_id,
-        }
         if reason == Reason.DISABLED:
-            return FlagResolutionDetails(
-                value=default_value, reason=reason, variant=None, flag_metadata=metadata
-            )
+            return self._disabled(exp, default_value, a.reason, a.served_variant_id)
         llm = exp.variant(a.served_variant_id).llm
         value: dict[str, Any] = llm.model_dump(mode="json", exclude_none=True)
         return FlagResolutionDetails(
-            value=value, reason=reason, variant=a.variant_id, flag_metadata=metadata
+            value=value,
+            reason=reason,
+            variant=a.variant_id,
+            flag_metadata=_metadata(exp, a.reason, a.served_variant_id),
+        )
+
+    @staticmethod
+    def _disabled(
+        exp: Experiment,
+        default_value: Sequence[FlagValueType] | Mapping[str, FlagValueType],
+        why: AbllmReason,
+        served: str,
+    ) -> FlagResolutionDetails[Sequence[FlagValueType] | Mapping[str, FlagValueType]]:
+        return FlagResolutionDetails(
+            value=default_value,
+            reason=Reason.DISABLED,
+            variant=None,
+            flag_metadata=_metadata(exp, why, served),
         )
 
     def _note(self, unit: str, experiment_id: str) -> None:
@@ -220,3 +235,12 @@ class AbllmProvider(AbstractProvider):
         metrics[tracking_event_name] = True if details.value is None else details.value
         for experiment_id in experiments:
             self.client.track(experiment_id, unit, type="outcome", trace_id=None, **metrics)
+
+
+def _metadata(exp: Experiment, why: AbllmReason, served: str) -> dict[str, str | int]:
+    return {
+        "experiment_id": exp.id,
+        "experiment_version": exp.version,
+        "abllm_reason": str(why),
+        "served_variant_id": served,
+    }
