@@ -194,3 +194,14 @@ def test_a_closed_client_makes_a_fatal_provider(config_path: Path, tmp_path: Pat
         assert d.error_code == ErrorCode.PROVIDER_FATAL and d.value == {"a": 1}
     finally:
         api.shutdown()
+
+
+def test_tracking_refuses_what_it_cannot_record(flags: OpenFeatureClient) -> None:
+    from abllm.errors import ValidationError
+
+    ctx = EvaluationContext("qa-1")
+    flags.get_object_details("exp_tone", {}, ctx)
+    with pytest.raises(ValidationError, match="targeting_key"):
+        flags.track("converted")
+    with pytest.raises(ValidationError, match="items"):
+        flags.track("converted", ctx, TrackingEventDetails(attributes={"items": [1, 2]}))

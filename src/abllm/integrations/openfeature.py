@@ -229,9 +229,8 @@ class AbllmProvider(AbstractProvider):
         else:
             with self._lock:
                 experiments = sorted(self._evaluated.get(unit, ()))
-        metrics: dict[str, float | bool | str | None] = {
-            k: v for k, v in extra.items() if isinstance(v, bool | int | float | str)
-        }
+        # Client.track refuses, naming the attribute, a value that is no number, bool or string.
+        metrics: dict[str, Any] = dict(extra)
         metrics[tracking_event_name] = True if details.value is None else details.value
         for experiment_id in experiments:
             self.client.track(experiment_id, unit, type="outcome", trace_id=None, **metrics)
