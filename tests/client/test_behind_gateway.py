@@ -170,3 +170,15 @@ def test_no_probe_for_openai_itself_and_no_gateway_for_other_upstreams(upstream:
     assert gateway_mode.probe(OpenAI(base_url="http://127.0.0.1:9/v1", api_key="k")) is False
     assert gateway_mode.is_gateway_answer({"x-abllm-trace-id": "t", "x-abllm-variant": "v"})
     assert not gateway_mode.is_gateway_answer({"x-abllm-trace-id": "t"})
+
+
+def test_calls_outside_experiments_spend_no_probe(
+    two: tuple[ExperimentFile, Gateway, Client], upstream: Any
+) -> None:
+    _, _, sdk = two
+    llm = sdk.wrap_openai(OpenAI(base_url=f"{upstream.base_url}/v1", api_key="k", max_retries=0))
+    llm.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # not an experiment
+    assert llm.behind_gateway is None  # still unknown: nothing was asked
+    llm.chat.completions.create(model="exp_tone", user="u1", messages=MESSAGES)
+    assert llm.behind_gateway is False  # the fake upstream lists no abllm models
+    assert sdk_events(sdk) == 2  # counted here: exposure + llm_call

@@ -96,6 +96,15 @@ async def aprobe(openai_client: Any) -> bool:
         return False
 
 
+def names_experiment(client: Client, kwargs: Mapping[str, Any]) -> bool:
+    """Whether a ``create(**kwargs)`` call runs an experiment (only those are worth a probe)."""
+    model = kwargs.get("model")
+    if isinstance(model, str) and client.snapshot.find(model) is not None:
+        return True
+    extra = kwargs.get("extra_headers")
+    return isinstance(extra, Mapping) and any(str(k).lower() == HEADER_EXPERIMENT for k in extra)
+
+
 def gateway_last(client: Client, kwargs: Mapping[str, Any], headers: Mapping[str, str]) -> LastCall:
     """``wrapper.last`` for a call the gateway served, from its answer headers."""
     experiment_id = headers.get(HEADER_EXPERIMENT)

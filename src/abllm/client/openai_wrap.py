@@ -90,6 +90,9 @@ class OpenAIWrapper(_Base):
         self._last.set(call.last)
         return call
 
+    def _runs(self, kwargs: dict[str, Any]) -> bool:
+        return gateway_mode.names_experiment(self._client, kwargs)
+
     def _through_gateway(self, kwargs: dict[str, Any], raw: Any) -> Any:
         """What the gateway answered, as the SDK parses it; ``last`` from its headers."""
         self._last.set(gateway_mode.gateway_last(self._client, kwargs, raw.headers))
@@ -123,8 +126,8 @@ class _Completions(_Base):
         """``chat.completions.create`` with the experiment applied and measured."""
         owner = self._owner
         raw_create = _raw_create(self._inner)
-        if owner.behind_gateway is None:
-            owner.behind_gateway = raw_create is not None and gateway_mode.probe(owner._inner)
+        if owner.behind_gateway is None and raw_create is not None and owner._runs(kwargs):
+            owner.behind_gateway = gateway_mode.probe(owner._inner)
         if owner.behind_gateway and raw_create is not None:
             return owner._through_gateway(kwargs, raw_create(**kwargs))
         create = self._inner.create
@@ -152,10 +155,8 @@ class _AsyncCompletions(_Base):
         """``await chat.completions.create(...)`` with the experiment applied and measured."""
         owner = self._owner
         raw_create = _raw_create(self._inner)
-        if owner.behind_gateway is None:
-            owner.behind_gateway = raw_create is not None and await gateway_mode.aprobe(
-                owner._inner
-            )
+        if owner.behind_gateway is None and raw_create is not None and owner._runs(kwargs):
+            owner.behind_gateway = await gateway_mode.aprobe(owner._inner)
         if owner.behind_gateway and raw_create is not None:
             return owner._through_gateway(kwargs, await raw_create(**kwargs))
         create = self._inner.create
