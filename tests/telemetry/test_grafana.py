@@ -1,4 +1,5 @@
-"""deploy/grafana/abllm.json is built on what ``GET /metrics`` exports; the state gauges move."""
+"""deploy/grafana/abllm.json is built on what ``GET /metrics`` exports (every panel's metric is
+exported, every exported metric has a panel); the state gauges move."""
 
 from __future__ import annotations
 
@@ -95,6 +96,15 @@ def test_every_panel_queries_exported_metrics(server: str) -> None:
             assert metrics, (panel["title"], target["expr"])
             assert metrics <= names, (panel["title"], sorted(metrics - names))
             queried |= metrics
+    families = {
+        f.name
+        for f in text_string_to_metric_families(scrape(server))
+        if not f.name.endswith("_created")
+    }
+    shown = {re.sub(r"_(total|bucket|count|sum)$", "", m) for m in queried}
+    assert families <= shown, (
+        f"exported but on no panel of {DASHBOARD.name}: {sorted(families - shown)}; add a panel"
+    )
     variable = dashboard["templating"]["list"][1]["query"]["query"]
     assert set(re.findall(r"\babllm_[a-z_]+\b", variable)) <= names
     # the state gauges and the gateway's own series all have a panel
