@@ -159,3 +159,32 @@ def test_unknown_experiment_fails_at_startup(client: Client) -> None:
 
     with pytest.raises(NotFound):
         experiment(client, "nope")
+
+
+def test_plain_starlette_endpoint(client: Client) -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from abllm.integrations.fastapi import assign_request
+
+    async def index(request: Request) -> JSONResponse:
+        ctx = assign_request(request, client, "exp_summarize_v2")
+        response = JSONResponse({"variant": ctx.assignment.served_variant_id})
+        ctx.set_cookie(response)
+        return response
+
+    with TestClient(Starlette(routes=[Route("/", index)])) as http:
+        first = http.get("/")
+        unit = http.cookies[COOKIE_NAME]
+        want = assign(client.experiment("exp_summarize_v2"), unit).served_variant_id
+        assert first.json() == {"variant": want}
+        again = http.get("/")
+        assert again.json() == {"variant": want} and "set-cookie" not in again.headers
+
+
+def test_bad_cookie_option_is_refused(client: Client) -> None:
+    from abllm.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="cookie"):
+        experiment(client, "exp_summarize_v2", cookie="sometimes")  # type: ignore[arg-type]

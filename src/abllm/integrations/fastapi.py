@@ -1,5 +1,8 @@
 """A FastAPI/Starlette dependency: the request's unit, its assignment, and ``record_outcome``.
 
+``experiment(client, id)`` is the FastAPI dependency; ``assign_request(request, client, id)``
+does the same for a plain Starlette endpoint.
+
 ```python
 from typing import Annotated
 from fastapi import Depends, FastAPI
@@ -39,19 +42,21 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from starlette.authentication import BaseUser
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from abllm.assign import Assignment
 from abllm.client import Client
 from abllm.config import Experiment, LLMConfig
-from abllm.errors import NotFound
+from abllm.errors import NotFound, ValidationError
 from abllm.events import Event
 
 __all__ = [
     "COOKIE_MAX_AGE_S",
     "COOKIE_NAME",
     "ExperimentContext",
+    "assign_request",
     "experiment",
     "record_outcome",
     "unit_from_user",
@@ -125,6 +130,18 @@ def unit_from_user(request: Request) -> str | None:
     return str(identity) if identity else None
 
 
+@dataclass(frozen=True)
+class _Options:
+    unit: Callable[[Request], str | None]
+    attributes: Callable[[Request], Mapping[str, Any]] | None
+    cookie_name: str
+    cookie: Literal["auto", "never"]
+
+    def __post_init__(self) -> None:
+        if self.cookie not in ("auto", "never"):
+            raise ValidationError(f"cookie: use 'auto' or 'never', got {self.cookie!r}")
+
+
 def experiment(
     client: Client,
     experiment_id: str,
@@ -134,7 +151,7 @@ def experiment(
     cookie_name: str = COOKIE_NAME,
     cookie: Literal["auto", "never"] = "auto",
 ) -> Callable[[Request, Response], Any]:
-    """A dependency assigning the request's unit in ``experiment_id``.
+    """A FastAPI dependency assigning the request's unit in ``experiment_id``.
 
     ``unit(request)`` names the signed-in unit (default :func:`unit_from_user`); when it gives
     None the first-visit cookie is the unit (``cookie="never"``: a request with neither is
@@ -143,36 +160,55 @@ def experiment(
     (``NotFound`` now beats a 404 on the first request).
     """
     exp = client.experiment(experiment_id)
-    if cookie not in ("auto", "never"):
-        raise ValueError(f"cookie: use 'auto' or 'never', got {cookie!r}")
+    opts = _Options(unit, attributes, cookie_name, cookie)
 
     async def dependency(request: Request, response: Response) -> ExperimentContext:
-        unit_id = unit(request)
-        new_cookie: str | None = None
-        if unit_id is None:
-            if cookie == "never":
-                from fastapi import HTTPException
-
-                raise HTTPException(401, f"{exp.id}: sign in to take part (no unit)")
-            unit_id, new_cookie = _visitor_id(request, cookie_name)
-        attrs = attributes(request) if attributes is not None else None
-        a = client.assign(exp.id, unit_id, attrs)
-        ctx = ExperimentContext(
-            client=client,
-            experiment=exp,
-            unit_id=unit_id,
-            assignment=a,
-            new_cookie=new_cookie,
-            secure_cookie=request.url.scheme == "https",
-            cookie_name=cookie_name,
-        )
-        if new_cookie is not None and not getattr(request.state, _COOKIE_SET, False):
+        ctx = _context(request, client, exp, opts)
+        if ctx.new_cookie is not None and not getattr(request.state, _COOKIE_SET, False):
             ctx.set_cookie(response)  # FastAPI copies these headers onto the handler's response
             setattr(request.state, _COOKIE_SET, True)
-        _contexts(request)[exp.id] = ctx
         return ctx
 
     return dependency
+
+
+def assign_request(
+    request: Request,
+    client: Client,
+    experiment_id: str,
+    *,
+    unit: Callable[[Request], str | None] = unit_from_user,
+    attributes: Callable[[Request], Mapping[str, Any]] | None = None,
+    cookie_name: str = COOKIE_NAME,
+    cookie: Literal["auto", "never"] = "auto",
+) -> ExperimentContext:
+    """What the dependency does, for a plain Starlette endpoint: the caller puts the cookie on
+    the response it builds (``ctx.set_cookie(response)``). Options as for :func:`experiment`."""
+    opts = _Options(unit, attributes, cookie_name, cookie)
+    return _context(request, client, client.experiment(experiment_id), opts)
+
+
+def _context(
+    request: Request, client: Client, exp: Experiment, opts: _Options
+) -> ExperimentContext:
+    unit_id = opts.unit(request)
+    new_cookie: str | None = None
+    if unit_id is None:
+        if opts.cookie == "never":
+            raise HTTPException(401, f"{exp.id}: sign in to take part (no unit)")
+        unit_id, new_cookie = _visitor_id(request, opts.cookie_name)
+    attrs = opts.attributes(request) if opts.attributes is not None else None
+    ctx = ExperimentContext(
+        client=client,
+        experiment=exp,
+        unit_id=unit_id,
+        assignment=client.assign(exp.id, unit_id, attrs),
+        new_cookie=new_cookie,
+        secure_cookie=request.url.scheme == "https",
+        cookie_name=opts.cookie_name,
+    )
+    _contexts(request)[exp.id] = ctx
+    return ctx
 
 
 def _visitor_id(request: Request, cookie_name: str) -> tuple[str, str | None]:
