@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from abllm.assign import Assignment, assign
 from abllm.client.http import check_base_url
 from abllm.client.model import ClientSettings, Served, counted
+from abllm.client.owned_state import OwnedState
 from abllm.client.sinks import HttpSender, LocalSink, SenderSettings, Sink
 from abllm.client.sync import ConfigSync, Snapshot, StaticSource
 from abllm.config import Experiment, ExperimentFile, load_experiments
@@ -31,7 +32,6 @@ from abllm.telemetry import pseudonymous_id, redact
 if TYPE_CHECKING:
     from abllm.client.openai_wrap import OpenAIWrapper
     from abllm.gateway import Assigner, StateReader
-    from abllm.state import StateStore, StateView
 
 log = logging.getLogger("abllm.client")
 
@@ -61,7 +61,8 @@ class Client:
     while the store is down. A file config reads the runtime state (kill switch, stage, paused
     arms, winner) where ``abllm serve`` keeps it: ``state`` is a state URL or a ``StateReader``
     (``abllm.state.StateView``); without it, the state beside ``store`` (``ABLLM_STATE``, else
-    ``abllm.state.state_url_for``), followed live. ``api_key`` is sent as ``Authorization: Bearer``.
+    ``abllm.state.state_url_for``), followed live (paused for all while it is unreachable:
+    :mod:`abllm.client.owned_state`). ``api_key`` is sent as ``Authorization: Bearer``.
     ``assigner`` replaces the pure ``assign``: ``StickyAssigner(open_sticky(url))`` over the
     server's sticky store keeps units on the variant the gateway gave them while weights move.
     """
@@ -87,7 +88,7 @@ class Client:
             headers["Authorization"] = f"Bearer {api_key}"
         self.server_url = check_base_url(server_url) if server_url else None
         self._source: ConfigSync | StaticSource
-        self._owned_state: _OwnedState | None = None
+        self._owned_state: OwnedState | None = None
         if self.server_url is not None:
             if refresh_s <= 0:
                 raise ValidationError(f"refresh_s: must be > 0 seconds, got {refresh_s}")
@@ -100,8 +101,8 @@ class Client:
             ).start()
         elif file is not None:
             if state is None or isinstance(state, str):
-                self._owned_state = _OwnedState.open(state, store)
-                state = self._owned_state.view
+                self._owned_state = OwnedState(state, store)
+                state = self._owned_state
             self._source = StaticSource(file, state)
         else:
             raise ValidationError(
@@ -323,32 +324,6 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class _OwnedState:
-    """The runtime state a file-config client opened itself: a ``StateView`` over the store
-    ``abllm serve`` writes (the same ``open_state`` rule), closed with the client."""
-
-    def __init__(self, store: StateStore, view: StateView) -> None:
-        self.store = store
-        self.view = view
-
-    @classmethod
-    def open(cls, state_url: str | None, store_url: str | None) -> _OwnedState:
-        from abllm.state import StateView, open_state
-
-        opened = open_state(state_url, store_url=store_url)
-        try:
-            return cls(opened, StateView(opened).start())
-        except BaseException:
-            opened.close()
-            raise
-
-    def close(self) -> None:
-        try:
-            self.view.close()
-        finally:
-            self.store.close()
 
 
 def _load(config: str | os.PathLike[str] | ExperimentFile | None) -> ExperimentFile | None:
