@@ -205,3 +205,11 @@ def test_tracking_refuses_what_it_cannot_record(flags: OpenFeatureClient) -> Non
         flags.track("converted")
     with pytest.raises(ValidationError, match="items"):
         flags.track("converted", ctx, TrackingEventDetails(attributes={"items": [1, 2]}))
+
+
+def test_public_path_is_the_integration() -> None:
+    import abllm.openfeature
+    from abllm.integrations import openfeature as impl
+
+    assert abllm.openfeature.AbllmProvider is impl.AbllmProvider
+    assert abllm.openfeature.__all__ == ["AbllmProvider"]
