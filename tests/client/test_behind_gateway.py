@@ -166,6 +166,8 @@ def test_an_answer_with_gateway_headers_is_not_counted_again(tmp_path: Path, ups
 
 def test_no_probe_for_openai_itself_and_no_gateway_for_other_upstreams(upstream: Any) -> None:
     assert gateway_mode._probe_target(OpenAI(api_key="k")) is None
+    azure = OpenAI(base_url="https://x.openai.azure.com/openai/v1", api_key="k")
+    assert gateway_mode._probe_target(azure) is None
     assert gateway_mode.probe(OpenAI(base_url=f"{upstream.base_url}/v1", api_key="k")) is False
     assert gateway_mode.probe(OpenAI(base_url="http://127.0.0.1:9/v1", api_key="k")) is False
     assert gateway_mode.is_gateway_answer({"x-abllm-trace-id": "t", "x-abllm-variant": "v"})

@@ -33,8 +33,9 @@ if TYPE_CHECKING:
 #: Headers every gateway answer carries (``abllm.gateway.model.Routed.response_headers``).
 HEADER_VARIANT = "x-abllm-variant"
 GATEWAY_HEADERS = (HEADER_TRACE, HEADER_VARIANT)
-#: Hosts that are never a gateway: no probe request is spent on them.
+#: Hosts that are never a gateway: no probe request is spent on them (Azure OpenAI too).
 OPENAI_HOSTS = frozenset({"api.openai.com"})
+AZURE_SUFFIX = ".openai.azure.com"
 PROBE_TIMEOUT_S = 3.0
 REASON_GATEWAY = "gateway"
 
@@ -66,7 +67,8 @@ def _probe_target(openai_client: Any) -> Any | None:
     with_options = getattr(openai_client, "with_options", None)
     if base is None or with_options is None:
         return None
-    if urlsplit(str(base)).hostname in OPENAI_HOSTS:
+    host = urlsplit(str(base)).hostname or ""
+    if host in OPENAI_HOSTS or host.endswith(AZURE_SUFFIX):
         return None
     try:
         return with_options(max_retries=0, timeout=PROBE_TIMEOUT_S).models.with_raw_response
