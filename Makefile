@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck bench calibrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ lint: $(DEV_STAMP)
 
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy src
+
+calibrate: $(DEV_STAMP)
+	$(BIN)/python benches/calibrate.py --reps 1000
 
 bench: $(DEV_STAMP)
 	@# LiteLLM (the gateway's peer) goes in a venv of its own: it would downgrade openai here.

@@ -31,6 +31,9 @@ MODELS: list[type[BaseModel]] = [
     cfg.Stage,
     cfg.WinnerStage,
     cfg.BanditConfig,
+    cfg.EvalConfig,
+    cfg.JudgeConfig,
+    cfg.EvalSchedule,
 ]
 
 

@@ -82,7 +82,8 @@ def test_units_and_srm_match_scipy_chisquare(
         assert result.variants[v].units == counts[v]
     observed = [counts["control"], counts["treatment"], counts["b"]]
     p = sps.chisquare(observed, [sum(observed) / 3] * 3).pvalue
-    assert result.srm.p_value == pytest.approx(p, **TOL)
+    assert result.srm.chi2_p_value == pytest.approx(p, **TOL)
+    assert not result.srm.flag and result.srm.unrecorded_units == sum(observed)
 
 
 def test_mean_metric_matches_welch_ttest(result: ExperimentResult, events: pd.DataFrame) -> None:

@@ -9,18 +9,29 @@ from typer.testing import CliRunner
 from abllm.cli.main import app
 
 
-def test_demo_no_serve_prints_both_variants_and_a_recommendation(tmp_path) -> None:
+def test_demo_tells_the_whole_rollout_story_in_80_columns(tmp_path) -> None:
     result = CliRunner().invoke(
-        app, ["demo", "--no-serve", "--data-dir", str(tmp_path)], env={"COLUMNS": "160"}
+        app, ["demo", "--no-serve", "--data-dir", str(tmp_path)], env={"COLUMNS": "80"}
     )
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "control" in out and "treatment" in out
-    assert re.search(r"Recommendation: (SHIP|KEEP_CONTROL|NO_DIFFERENCE|CONTINUE)", out), out
-    sent = re.search(r"sent ([\d,]+) requests \((\d+) failed\) and ([\d,]+) ratings", out)
-    assert sent is not None, out
-    assert int(sent.group(1).replace(",", "")) >= 2900
-    assert int(sent.group(3).replace(",", "")) > 1000
+    assert max(len(line) for line in out.splitlines() if "--store" not in line) <= 80
+    # canary -> ramp stages, moved by the controller on the simulated clock
+    assert "entered stage 2/3 'ramp'" in out and "entered stage 3/3 'full'" in out
+    # the failing arm is paused by its guardrail
+    assert re.search(r"PAUSED verbose: guardrail breached: error_rate of\s+verbose", out), out
+    # the winner is recommended with its lift and CI, rolled out to 100 %, experiment completed
+    assert re.search(r"the analysis said SHIP concise", out), out
+    assert re.search(r"lift\s+\+\d+\.\d%\s+\(95 % CI \+\d+\.\d% \.\. \+\d+\.\d%\)", out), out
+    assert "winner concise now serves 75 % of units" in out
+    assert "winner concise now serves 95 % of units" in out
+    assert "is completed, winner concise serves 100 %" in out
+    # then the audit trail, the dashboard URL and what to try next
+    audit = out[out.index("Audit trail") :]
+    for action in ("register", "pause_variant", "advance", "start_winner", "complete"):
+        assert action in audit
+    assert re.search(r"Dashboard: http://127\.0\.0\.1:\d+/dashboard/experiments/", out)
+    assert "abllm rollout status exp_summarize_rollout" in out
     assert (tmp_path / "events.duckdb").exists()
 
 

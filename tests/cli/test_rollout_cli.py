@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from typer.testing import CliRunner
 from abllm.cli.main import app
 from abllm.config import loads_experiments
 from abllm.rollout import register_experiment
-from abllm.state import open_state
+from abllm.state import StateView, open_state
 
 runner = CliRunner()
 
@@ -38,6 +39,15 @@ def store_url(tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture
+def serving(store_url: str) -> Iterator[StateView]:
+    """A live serving process's view of the state: CLI changes are confirmed at once."""
+    view = StateView(open_state(store_url=store_url)).start()
+    yield view
+    view.close()
+    view.store.close()
+
+
 def invoke(*args: str) -> tuple[int, str, str]:
     result = runner.invoke(app, list(args))
     return result.exit_code, result.stdout, result.stderr
@@ -47,9 +57,10 @@ def test_state_lives_beside_the_embedded_store(store_url: str, tmp_path: Path) -
     assert (tmp_path / "data" / "events.state.sqlite").exists()
 
 
-def test_kill_and_resume(store_url: str) -> None:
+def test_kill_and_resume(store_url: str, serving: StateView) -> None:
     code, out, _ = invoke("kill", "exp_cli", "--store", store_url, "--reason", "bad answers")
     assert code == 0 and "killed exp_cli" in out and "KILLED" in out
+    assert "(applied by 1 of 1 live process)" in out
     code, out, _ = invoke("rollout", "status", "exp_cli", "--store", store_url, "--json")
     data = json.loads(out)
     assert data["killed"] and data["runtime"]["killed"]
@@ -63,7 +74,7 @@ def test_kill_and_resume(store_url: str) -> None:
     assert audit[-1].actor == "alice"
 
 
-def test_advance_and_rollback(store_url: str) -> None:
+def test_advance_and_rollback(store_url: str, serving: StateView) -> None:
     code, out, _ = invoke("rollout", "status", "exp_cli", "--store", store_url)
     assert code == 0 and "stage 1/2 'canary'" in out and "traffic: 10 %" in out
     code, out, _ = invoke("rollout", "advance", "exp_cli", "--store", store_url, "--json")
@@ -85,19 +96,72 @@ def test_advance_and_rollback(store_url: str) -> None:
 
 def test_state_option_names_another_backend(store_url: str, tmp_path: Path) -> None:
     other = f"sqlite:///{tmp_path}/elsewhere.sqlite"
-    code, out, _ = invoke("kill", "exp_cli", "--store", store_url, "--state", other, "--json")
+    config = tmp_path / "exp.yaml"
+    config.write_text(CONFIG)
+    code, _, err = invoke("kill", "exp_cli", "--store", store_url, "--state", other)
+    assert code == 2 and "unknown experiment 'exp_cli'" in err and "known: none" in err
+    args = ("--store", store_url, "--state", other, "--config", str(config), "--json")
+    code, out, _ = invoke("kill", "exp_cli", *args)
     assert code == 0 and json.loads(out)["killed"]
-    assert open_state(other).get("exp_cli") is not None
+    assert [r.action for r in open_state(other).audit("exp_cli")] == ["register", "kill"]
     assert not open_state(store_url=store_url).get("exp_cli").killed  # type: ignore[union-attr]
 
 
 def test_errors_are_one_line(store_url: str, tmp_path: Path) -> None:
     code, _, err = invoke("rollout", "status", "nope", "--store", store_url)
-    assert code == 2 and err.strip() == "error: not_found: no runtime state recorded for 'nope'"
+    assert code == 2 and err.strip() == (
+        "error: not_found: unknown experiment 'nope': not registered in the state store "
+        "(known: exp_cli)"
+    )
     code, _, err = invoke("rollout", "advance", "nope", "--store", store_url)
     assert code == 2 and err.startswith("error: not_found:")
     code, _, err = invoke("kill", "x", "--state", "ftp://x")
     assert code == 2 and "unknown state URL scheme" in err
+
+
+TYPO_CONFIG = CONFIG.replace("exp_cli", "exp_summarize_v2")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["kill"],
+        ["resume"],
+        ["rollout", "status"],
+        ["rollout", "advance"],
+        ["rollout", "rollback"],
+    ],
+)
+def test_unknown_experiment_exits_2_and_writes_nothing(command: list[str], tmp_path: Path) -> None:
+    """``abllm kill exp_sumarize_v2`` (a typo) once exited 0 and said "killed"."""
+    url = f"duckdb:///{tmp_path}/data/events.duckdb"
+    state = open_state(store_url=url)
+    register_experiment(state, loads_experiments(TYPO_CONFIG).experiments[0], actor="serve")
+    before = state.snapshot()
+    code, out, err = invoke(*command, "exp_sumarize_v2", "--store", url)
+    assert code == 2, out
+    assert "unknown experiment 'exp_sumarize_v2'" in err
+    assert "known: exp_summarize_v2" in err and "did you mean 'exp_summarize_v2'?" in err
+    assert state.snapshot() == before
+    assert state.audit("exp_sumarize_v2") == []
+    assert len(state.audit("exp_summarize_v2")) == 1
+    state.close()
+
+
+def test_config_registers_the_experiment_first(tmp_path: Path) -> None:
+    url = f"duckdb:///{tmp_path}/data/events.duckdb"
+    config = tmp_path / "exp.yaml"
+    config.write_text(TYPO_CONFIG)
+    code, _, err = invoke("kill", "exp_sumarize_v2", "--store", url, "--config", str(config))
+    assert code == 2 and "known: exp_summarize_v2" in err
+    state = open_state(store_url=url)
+    assert state.snapshot() == {}
+    code, out, err = invoke("kill", "exp_summarize_v2", "--store", url, "--config", str(config))
+    assert code == 0, err
+    assert [r.action for r in state.audit("exp_summarize_v2")] == ["register", "kill"]
+    code, out, _ = invoke("rollout", "status", "exp_summarize_v2", "--store", url, "--json")
+    assert code == 0 and json.loads(out)["killed"]
+    state.close()
 
 
 def test_run_once_refuses_changed_variants(store_url: str, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,7 +53,8 @@ def test_one_exposure_per_unit_and_holdout_gets_a_variantless_one(client: Client
     held = [u for u, a in reasons.items() if a.reason == Reason.HOLDOUT]
     assert held, "10% holdout should hold some of 300 units"
     for unit in held:
-        assert by_unit[unit] == (None, '{"reason":"holdout"}')
+        variant, attrs = by_unit[unit]
+        assert variant is None and json.loads(attrs)["reason"] == "holdout"
     for unit, a in reasons.items():
         if a.reason == Reason.ASSIGNED:
             assert by_unit[unit][0] == a.variant_id

@@ -189,7 +189,7 @@ def test_holdout_headers_and_pass_through(client: Client, upstream: Upstream) ->
     assert llm.last is not None and llm.last.reason == "anonymous"
     (exposure,) = events(client, "exposure")
     (call,) = events(client, "llm_call")
-    assert exposure["variant_id"] is None and exposure["attrs"] == {"reason": "holdout"}
+    assert exposure["variant_id"] is None and exposure["attrs"]["reason"] == "holdout"
     assert call["variant_id"] is None and call["unit_id"] == held
     assert llm.models is llm._inner.models  # everything else is the wrapped client's
 

@@ -145,3 +145,19 @@ def test_router_in_the_server_app_sees_events_just_emitted(
             assert r.status_code == 200 and "<svg" in r.text
     finally:
         store.close()
+
+
+def test_advance_is_only_called_automatic_while_a_controller_holds_the_lease(
+    client: Client, config: ExperimentFile, state_store: StateStore
+) -> None:
+    from abllm.state.lease import controller_lease, leases_for
+
+    c = client(config, None, state_store=state_store)
+    text = _text(c.get("/dashboard/experiments/tone").text)
+    assert "advance: automatic, but no controller is running" in text
+    assert "abllm serve" in text
+
+    leases_for(state_store).acquire(controller_lease("tone"), "host-1:4242", ttl_s=60)
+    text = _text(c.get("/dashboard/experiments/tone").text)
+    assert "advance: automatic; guardrails checked every" in text
+    assert "by the controller in host-1:4242" in text

@@ -132,8 +132,11 @@ def test_size_bound_never_underestimates() -> None:
         attrs=st.dictionaries(st.text(min_size=1, max_size=20), scalar, max_size=6),
     )
     def check(ids: list[str], metrics: dict[str, object], attrs: dict[str, object]) -> None:
-        event = Event(
-            type="llm_call",
+        # Unvalidated, as the gateway builds them: the bound must hold for any content.
+        event = Event.model_construct(
+            event_id=uuid7(),
+            ts=datetime.now(UTC),
+            type=EventType.llm_call,
             experiment_id=ids[0],
             unit_id=ids[1],
             variant_id=ids[2],

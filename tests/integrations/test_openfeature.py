@@ -118,7 +118,10 @@ def test_1000_units_resolve_like_abllm_assign_then_disabled_after_a_kill(
 
     # `abllm kill` in another process, against the state beside the store, as for `serve`
     killed = subprocess.run(
-        [str(Path(sys.executable).with_name("abllm")), "kill", "exp_tone", "--store", store_url],
+        [
+            str(Path(sys.executable).with_name("abllm")),
+            *("kill", "exp_tone", "--store", store_url, "--config", str(config_path)),
+        ],
         capture_output=True,
         text=True,
         check=False,

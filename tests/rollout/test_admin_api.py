@@ -55,7 +55,15 @@ def test_kill_reaches_a_view_and_is_audited(client: TestClient, store: StateStor
     assert client.get(f"{BASE}/audit", params={"limit": 1}).json()["audit"][0]["action"] == "resume"
 
 
-def test_rollout_moves_and_errors(client: TestClient) -> None:
+@pytest.fixture
+def serving(store: StateStore) -> Iterator[StateView]:
+    """A live serving process's view: changes are confirmed at once, not after a wait."""
+    view = StateView(store).start()
+    yield view
+    view.close()
+
+
+def test_rollout_moves_and_errors(client: TestClient, serving: StateView) -> None:
     assert client.get(f"{BASE}/state").json()["stage"] == 0
     r = client.post(f"{BASE}/rollout/advance")
     assert r.status_code == 200 and r.json()["stage"] == 1
@@ -70,7 +78,49 @@ def test_rollout_moves_and_errors(client: TestClient) -> None:
     r = client.post(f"{BASE}/rollout/rollback", json={"actor": "dana"})
     assert r.status_code == 200 and r.json()["winner"] is None and r.json()["held"]
     assert client.get("/v1/admin/experiments/unknown/state").status_code == 404
+    assert client.get("/v1/admin/experiments/unknown/audit").status_code == 404
     assert client.post(f"{BASE}/kill", json={"oops": 1}).status_code == 422
+
+
+def test_changes_report_how_many_live_processes_applied_them(
+    client: TestClient, store: StateStore
+) -> None:
+    r = client.post(f"{BASE}/kill", params={"wait_s": 0})
+    applied = r.json()["applied"]
+    assert (applied["live"], applied["applied"], applied["complete"]) == (0, 0, True)
+    views = [StateView(store, name=f"gw{i}").start() for i in range(2)]
+    try:
+        r = client.post(f"{BASE}/resume")
+        applied = r.json()["applied"]
+        assert applied["message"] == "applied by 2 of 2 live processes" and applied["complete"]
+        assert applied["version"] == r.json()["version"] and applied["pending"] == []
+        views[1].close()
+        views[1].store.heartbeat(views[1].beat())  # frozen: a fresh beat, no longer following
+        r = client.post(f"{BASE}/kill", params={"wait_s": 0.3})
+        applied = r.json()["applied"]
+        assert applied["message"] == "applied by 1 of 2 live processes"
+        assert not applied["complete"] and applied["pending"][0]["version"] == 3
+        assert r.status_code == 200 and r.json()["killed"]  # recorded all the same
+    finally:
+        views[0].close()
+    assert client.post(f"{BASE}/kill", params={"wait_s": 11}).status_code == 422
+
+
+@pytest.mark.parametrize(
+    "route", ["kill", "resume", "rollout/advance", "rollout/rollback", "state", "audit"]
+)
+def test_unknown_experiment_is_404_naming_known_ids(
+    route: str, client: TestClient, store: StateStore
+) -> None:
+    before = store.snapshot()
+    url = f"/v1/admin/experiments/exp_rr/{route}"
+    r = client.get(url) if route in ("state", "audit") else client.post(url)
+    assert r.status_code == 404
+    error = r.json()["error"]
+    assert error["code"] == "not_found"
+    assert "unknown experiment 'exp_rr'" in error["message"]
+    assert "known: exp_r" in error["message"] and "did you mean 'exp_r'?" in error["message"]
+    assert store.snapshot() == before and store.audit("exp_rr") == []
 
 
 def test_kill_through_the_server_serves_control(tmp_path: object) -> None:

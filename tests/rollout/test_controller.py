@@ -140,6 +140,8 @@ def test_one_failing_experiment_does_not_stop_the_others(store: StateStore) -> N
 
 
 def test_background_loop_and_interval(store: StateStore) -> None:
+    from abllm.rollout.loop import ControllerLoop
+
     seen = threading.Event()
 
     def results(e: Experiment, s: ExperimentState, now: datetime) -> LiveResults:
@@ -147,12 +149,16 @@ def test_background_loop_and_interval(store: StateStore) -> None:
         return healthy()
 
     exp = experiment(rollout={"stages": [], "check_interval_s": 0.05})
-    controller = RolloutController(store, [exp], results, hooks=[]).start()
+    controller = RolloutController(store, [exp], results, hooks=[])
+    loop = ControllerLoop(controller).start()
     try:
         assert controller.interval == 0.05
         assert seen.wait(2)
+        status = loop.status()
+        assert status["running"] and status["experiments"]["exp_r"]["interval_s"] == 0.05
     finally:
-        controller.close()
+        loop.close()
+    assert not loop.running
 
 
 def test_webhook_failures_are_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:

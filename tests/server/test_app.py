@@ -80,7 +80,10 @@ def server(tmp_path_factory) -> Iterator[tuple[str, Any, Any]]:
 
 def test_healthz_and_metrics(server) -> None:
     url, _, _ = server
-    assert http("GET", f"{url}/healthz") == (200, {"status": "ok", "experiments": 2})
+    status, health = http("GET", f"{url}/healthz")
+    assert status == 200 and (health["status"], health["experiments"]) == ("ok", 2)
+    assert (health["store"]["status"], health["spool"]["status"]) == ("up", "empty")
+    assert health["dead_letters"]["count"] == 0 and health["controller"] is None
     client = OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
     client.chat.completions.create(
         model="summarizer", messages=[{"role": "user", "content": "hi"}], user="metrics-user"
@@ -89,6 +92,8 @@ def test_healthz_and_metrics(server) -> None:
     assert status == 200
     assert 'abllm_requests_total{experiment="exp_sum"' in text
     assert "abllm_request_latency_seconds_bucket" in text
+    for gauge in ("store_up 1.0", "spool_bytes 0.0", "dead_letters 0.0", "replay_lag_seconds 0.0"):
+        assert f"abllm_event_{gauge}" in text
     assert [m.id for m in client.models.list()] == ["exp_sum", "summarizer", "exp_hold"]
 
 

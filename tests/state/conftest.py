@@ -30,29 +30,37 @@ def drop_redis_prefix(redis_url: str, prefix: str) -> None:
     client.close()
 
 
-@pytest.fixture(
-    params=[
-        "memory",
-        "sqlite",
-        pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("redis", marks=pytest.mark.redis),
-    ]
-)
-def state_url(request: pytest.FixtureRequest, tmp_path: Path, unique_name: str) -> Iterator[str]:
-    """A state URL for each backend."""
-    kind = request.param
+_SERVERS = [
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("redis", marks=pytest.mark.redis),
+]
+
+
+def _url(kind: str, request: pytest.FixtureRequest, tmp_path: Path, name: str) -> Iterator[str]:
     if kind == "memory":
         yield "memory://"
     elif kind == "sqlite":
         yield f"sqlite:///{tmp_path}/state.sqlite"
     elif kind == "postgres":
         pg_url = request.getfixturevalue("pg_url")
-        yield f"{pg_url}?schema={unique_name}"
-        drop_pg_schema(pg_url, unique_name)
+        yield f"{pg_url}?schema={name}"
+        drop_pg_schema(pg_url, name)
     else:
         redis_url = request.getfixturevalue("redis_url")
-        yield f"{redis_url}?prefix={unique_name}:"
-        drop_redis_prefix(redis_url, f"{unique_name}:")
+        yield f"{redis_url}?prefix={name}:"
+        drop_redis_prefix(redis_url, f"{name}:")
+
+
+@pytest.fixture(params=["memory", "sqlite", *_SERVERS])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path, unique_name: str) -> Iterator[str]:
+    """A state URL for each backend."""
+    yield from _url(request.param, request, tmp_path, unique_name)
+
+
+@pytest.fixture(params=["sqlite", *_SERVERS])
+def reset_url(request: pytest.FixtureRequest, tmp_path: Path, unique_name: str) -> Iterator[str]:
+    """A state URL for each backend that can be reset from outside (all but memory://)."""
+    yield from _url(request.param, request, tmp_path, unique_name)
 
 
 @pytest.fixture

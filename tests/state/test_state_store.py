@@ -20,6 +20,7 @@ from abllm.state import (
     replace,
 )
 from abllm.state.listener import NullSubscription
+from abllm.state.liveness import ProcessBeat
 
 T0 = datetime(2024, 5, 1, 12, tzinfo=UTC)
 
@@ -142,6 +143,26 @@ class _FlakyStore:
     def snapshot(self) -> dict[str, ExperimentState]:
         self._check()
         return self.inner.snapshot()
+
+    def epoch(self) -> str:
+        self._check()
+        return self.inner.epoch()
+
+    def restore(self, state: ExperimentState, *, actor: str, reason: str) -> bool:
+        self._check()
+        return self.inner.restore(state, actor=actor, reason=reason)
+
+    def heartbeat(self, beat: ProcessBeat) -> None:
+        self._check()
+        self.inner.heartbeat(beat)
+
+    def forget(self, process_id: str) -> None:
+        self._check()
+        self.inner.forget(process_id)
+
+    def processes(self) -> list[ProcessBeat]:
+        self._check()
+        return self.inner.processes()
 
     def subscribe(self, callback: Callable[[Notice], None]) -> Subscription:
         return NullSubscription()

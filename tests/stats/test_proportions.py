@@ -144,8 +144,49 @@ def test_k_arm_chi_square_degenerate_and_invalid() -> None:
         proportions_chi2([ProportionStats(10, 1)])
 
 
-def test_zero_successes_in_control_leaves_relative_lift_undefined() -> None:
+def test_zero_successes_in_control_leave_the_point_lift_undefined_not_its_ci() -> None:
     c = compare(ProportionStats(100, 0), ProportionStats(100, 5))
     assert c.error is None
     assert c.p_value < 0.05
-    assert math.isnan(c.rel_lift) and all(math.isnan(x) for x in c.rel_ci)
+    assert math.isnan(c.rel_lift)
+    assert c.rel_ci[0] > 0 and c.rel_ci[1] == math.inf  # consistent with p < alpha
+
+
+def _brute_ratio_interval(xt: int, nt: int, xc: int, nc: int, q: float) -> tuple[float, float]:
+    """Koopman's interval by brute force: the θ grid points the score test does not reject."""
+    from abllm.stats.proportions import score_statistic
+
+    grid = np.exp(np.linspace(np.log(1e-3), np.log(1e3), 400_001))
+    keep = [t for t in grid[::20] if abs(float(score_statistic(xt, nt, xc, nc, t, True))) <= q]
+    return min(keep), max(keep)
+
+
+@pytest.mark.parametrize(
+    ("xt", "nt", "xc", "nc"),
+    [(95, 100, 100, 100), (100, 100, 95, 100), (0, 100, 5, 100), (3, 40, 40, 40), (37, 50, 12, 50)],
+)
+def test_relative_ci_at_zero_and_hundred_percent_matches_score_inversion(
+    xt: int, nt: int, xc: int, nc: int
+) -> None:
+    c = compare(ProportionStats(nc, xc), ProportionStats(nt, xt))
+    lo, hi = _brute_ratio_interval(xt, nt, xc, nc, float(stats.norm.ppf(0.975)))
+    step = np.exp((np.log(1e3) - np.log(1e-3)) / 20_000)  # the grid's spacing (ratio)
+    if xt == 0:
+        assert c.rel_ci[0] == -1.0  # θ = 0 is never rejected when the treatment has none
+    else:
+        assert lo / step <= c.rel_ci[0] + 1.0 <= lo * step
+    assert hi / step <= c.rel_ci[1] + 1.0 <= hi * step
+    assert c.rel_ci[0] <= c.rel_lift <= c.rel_ci[1]
+
+
+def test_hundred_of_hundred_vs_ninety_five_gives_the_issue_numbers() -> None:
+    c = compare(ProportionStats(100, 100), ProportionStats(100, 95))
+    assert c.rel_lift == pytest.approx(-0.05)
+    assert round(c.rel_ci[0] * 100, 1) == -11.2 and round(c.rel_ci[1] * 100, 1) == -1.3
+
+
+def test_zero_control_successes_give_a_finite_lower_bound_and_infinity() -> None:
+    c = compare(ProportionStats(100, 0), ProportionStats(100, 5))
+    lo, _ = _brute_ratio_interval(5, 100, 0, 100, float(stats.norm.ppf(0.975)))
+    assert math.isfinite(c.rel_ci[0]) and c.rel_ci[0] + 1.0 == pytest.approx(lo, rel=2e-3)
+    assert c.rel_ci[1] == math.inf

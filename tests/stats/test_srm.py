@@ -53,3 +53,30 @@ def test_invalid_input() -> None:
         srm([1, 2], [0, 0])
     with pytest.raises(ValidationError, match="counts"):
         srm([1, -2], [1, 1])
+
+
+def test_sequential_srm_at_2000_looks_keeps_false_alarms_below_threshold() -> None:
+    """A correct 50/50 split checked at 2,000 controller ticks: ≤ 0.1 % flagged (χ²: ~3 %)."""
+    from abllm.stats.srm import sequential_srm, sequential_srm_p_values
+
+    rng = np.random.default_rng(2026)
+    experiments, looks, per_look = 2000, 2000, 10
+    a = rng.binomial(per_look, 0.5, size=(experiments, looks)).cumsum(axis=1)
+    n = np.broadcast_to(per_look * np.arange(1, looks + 1), a.shape)
+    obs = np.stack([a, n - a], axis=-1)  # (experiments, looks, arms)
+    p = sequential_srm_p_values(obs, obs * 0 + n[..., None] * 0.5, n[..., None] * 0.25)
+    assert (p.min(axis=(1, 2)) < 0.001).mean() <= 0.001
+    chi = stats.chi2.sf((a - n * 0.5) ** 2 / (n * 0.25), 1)
+    assert (chi.min(axis=1) < 0.001).mean() > 0.01  # why the controller needs the sequential test
+    one = sequential_srm(obs[0, -1], [n[0, -1] / 2] * 2, [n[0, -1] / 4] * 2)
+    assert one.p_values == pytest.approx(tuple(p[0, -1]))
+
+
+def test_sequential_srm_flags_the_arm_concerned() -> None:
+    from abllm.stats.srm import sequential_srm
+
+    # Arm 2 lost a fifth of its 20,000 expected units.
+    res = sequential_srm([40_100, 19_900, 16_000], [40_000, 20_000, 20_000],
+                         [40_000 * 0.5, 20_000 * 0.75, 20_000 * 0.75])  # fmt: skip
+    assert res.flagged == (2,) or 2 in res.flagged
+    assert 1 not in res.flagged

@@ -98,7 +98,7 @@ def _quantiles(
         wanted: set[float] = set()
         for s in g.specs:
             level = float(s.quantile or 0.5)
-            per_arm = {str(r["variant_id"]): _f(r[f"{g.key}_n"]) for r in counts}
+            per_arm = {variant_name(scope, r["variant_id"]): _f(r[f"{g.key}_n"]) for r in counts}
             n_star[index[id(s)]] = per_arm
             wanted.add(level)
             for n in per_arm.values():
@@ -149,7 +149,9 @@ def _quantile_summary(
             sum_den_sq=_f(row[p + "mm"]),
             sum_num_den=b("bm"),
         ),
-        n_star=n_star if n_star > 0 else events,
+        # No count where the summary has events is an error code (NO_EVENT_COUNT), not a
+        # silent stand-in: the CI's levels were placed from that count.
+        n_star=n_star,
     )
 
 
@@ -157,18 +159,27 @@ def _summary(
     spec: MetricSpec, i: int, row: Mapping[str, Any], arms: Sequence[str], q: _Quantiles
 ) -> Summary:
     p = f"m{i}_"
+    n = _f(row[p + "n"])
+
+    def central(key: str) -> float:
+        """(n − 1) × the store's stable sample (co)variance: a central sum (0 for n < 2)."""
+        return _f(row[p + key]) * (n - 1.0) if n >= 2 else 0.0
+
     if spec.kind == "mean":
-        return MeanStats(n=_f(row[p + "n"]), sum=_f(row[p + "s"]), sum_sq=_f(row[p + "ss"]))
+        return MeanStats(n=n, sum=_f(row[p + "s"]), sum_sq=_f(row[p + "ss"]), m2=central("v"))
     if spec.kind == "proportion":
-        return ProportionStats(n=_f(row[p + "n"]), successes=_f(row[p + "s"]))
+        return ProportionStats(n=n, successes=_f(row[p + "s"]))
     if spec.kind == "ratio":
         return RatioStats(
-            n=_f(row[p + "n"]),
+            n=n,
             sum_num=_f(row[p + "sx"]),
             sum_den=_f(row[p + "sy"]),
             sum_num_sq=_f(row[p + "sxx"]),
             sum_den_sq=_f(row[p + "syy"]),
             sum_num_den=_f(row[p + "sxy"]),
+            m2_num=central("vx"),
+            m2_den=central("vy"),
+            c_num_den=central("cxy"),
         )
     return _quantile_summary(spec, i, row, arms, q)
 

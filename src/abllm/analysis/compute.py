@@ -4,12 +4,18 @@ Multiple-testing families (``decision.correction``): the primary metric is corre
 its treatments only (it is pre-registered); the other configured metrics form one family of
 metrics × treatments; each built-in metric is its own family across treatments. Decisions and
 ``significant`` use the sequential p-value when ``decision.sequential`` is on.
+
+Canary splits: on arms more uneven than 1:2 a comparison is significant only once the smaller
+arm has ``decision.min_units_per_arm`` units (:func:`decidable`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
 
 from abllm.analysis.collect import MetricData, Summary
 from abllm.analysis.result import ArmResult, Comparison, MetricResult
@@ -24,9 +30,9 @@ from abllm.stats import (
     adjust_comparisons,
     analyze_arms,
     compare,
-    sample_size,
 )
 from abllm.stats import Comparison as StatsComparison
+from abllm.stats.power import rule_sample_size
 
 NAN = float("nan")
 
@@ -81,7 +87,31 @@ def _arm(s: ArmSummary, summary: Summary | None) -> ArmResult:
     )
 
 
-def _comparison(c: StatsComparison) -> Comparison:
+#: A split more uneven than this (smaller arm / larger arm) is a canary split (module docstring).
+UNBALANCED = 0.5
+
+
+def decidable(
+    n_control: npt.ArrayLike, n_treatment: npt.ArrayLike, floor: int
+) -> npt.NDArray[np.bool_]:
+    """Whether a comparison may be called significant (the canary floor, module docstring).
+
+    Under A/A the skewness of the difference of means is
+    μ3·(1/n_T² − 1/n_C²)/se³ ≈ γ/√n_small (Edgeworth; Hall 1992, §2.6): it cancels for equal
+    arms and does not for a 95/5 canary, where skewed metrics (lognormal latency) give the
+    normal tests too many false positives until the small arm is large. So on a split more
+    uneven than ``UNBALANCED`` nothing is significant before the smaller arm has ``floor``
+    (``decision.min_units_per_arm``) units; calibration in docs/analysis.md.
+    """
+    c, t = np.asarray(n_control, dtype=np.float64), np.asarray(n_treatment, dtype=np.float64)
+    small, large = np.minimum(c, t), np.maximum(c, t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        balanced = small >= UNBALANCED * large
+    return np.asarray(balanced | (small >= floor))
+
+
+def _comparison(c: StatsComparison, floor: int = 0) -> Comparison:
+    ok = bool(decidable(c.control.n, c.treatment.n, floor))
     return Comparison(
         diff=c.diff,
         diff_ci=c.diff_ci,
@@ -91,7 +121,7 @@ def _comparison(c: StatsComparison) -> Comparison:
         rel_ci=c.rel_ci,
         chance_to_win=c.chance_to_win,
         p_value_adjusted=c.adjusted_p_value,
-        significant=bool(c.significant),
+        significant=bool(c.significant) and ok,
         error=None if c.error is None else str(c.error),
         seq_diff_ci=c.seq_diff_ci,
         seq_rel_ci=c.seq_rel_ci,
@@ -135,7 +165,7 @@ def metric_results(
             builtin=spec.builtin,
             label=spec.title,
             arms=arms,
-            comparisons={v: _comparison(c) for v, c in fixed.items()},
+            comparisons={v: _comparison(c, rule.min_units_per_arm) for v, c in fixed.items()},
         )
     return out
 
@@ -174,11 +204,13 @@ def baseline(summary: Summary) -> float:
     return float(summary.estimate)
 
 
-def required_units(rule: DecisionRule, control: Summary | None) -> int | None:
+def required_units(rule: DecisionRule, control: Summary | None, arms: int = 2) -> int | None:
     """Units per arm for ``decision.power`` at ``decision.mde`` (None without an MDE or data).
 
-    Uses the control's observed mean and per-unit sd, two-sided at ``decision.alpha``
-    (``abllm.stats.sample_size``: the two-sample normal test).
+    Sized for the test the rule runs (``abllm.stats.rule_sample_size``): the always-valid
+    boundary when ``decision.sequential``, ``decision.correction`` across the ``arms − 1``
+    treatments, the control's observed mean and per-unit sd, and never below
+    ``min_units_per_arm``. ``abllm power`` computes the same number.
     """
     if rule.mde is None or control is None:
         return None
@@ -186,8 +218,21 @@ def required_units(rule: DecisionRule, control: Summary | None) -> int | None:
     effect = rule.mde * abs(base) if rule.mde_type == "relative" else rule.mde
     if not (math.isfinite(effect) and effect > 0 and math.isfinite(sd) and sd > 0):
         return None
-    n = sample_size(effect, sd, alpha=rule.alpha, power=rule.power)
-    return math.ceil(n)
+    sd_t = sd
+    if isinstance(control, ProportionStats) and 0 < base + effect < 1:
+        sd_t = math.sqrt((base + effect) * (1.0 - base - effect))  # as abllm power does
+    return rule_sample_size(
+        effect,
+        sd,
+        sd_treatment=sd_t,
+        alpha=rule.alpha,
+        power=rule.power,
+        treatments=max(arms - 1, 1),
+        correction=rule.correction,
+        sequential=rule.sequential,
+        min_units_per_arm=rule.min_units_per_arm,
+        arms=arms,
+    )
 
 
 def tuning_units(rule: DecisionRule, required: int | None, arms: int) -> float | None:

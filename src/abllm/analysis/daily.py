@@ -67,7 +67,9 @@ def daily_results(
         until = min(end, scope.until)
         collected = collect(store, replace(scope, until=until), specs, dialect=d)
         data = collected.metrics[0]
-        required = required_units(rule, collected.metrics[-1].arms.get(control))
+        required = required_units(
+            rule, collected.metrics[-1].arms.get(control), len(experiment.variants)
+        )
         tuning = tuning_units(rule, required, len(experiment.variants))
         res = metric_results([data], control, treatments, rule, primary, tuning)[spec.name]
         points.append(DailyPoint(day, until, res.arms, res.comparisons))

@@ -2,11 +2,13 @@
 
 Order of checks (each stops at the first that applies), following the seeds:
 
-1. **INVALID** when the sample ratio mismatch test fires: nothing else can be trusted.
+1. **INVALID** when the sample ratio mismatch test fires for the control or for every
+   treatment: nothing else can be trusted (a mismatch in some treatments only leaves them out
+   of ``treatments``; see ``abllm.analysis.engine.build_result``).
 2. **PAUSE** when a guardrail with action ``pause`` or ``rollback`` is breached.
 3. **CONTINUE** while an arm has fewer than ``min_units_per_arm`` units with primary data.
 4. **SHIP** the best treatment that is significantly better on the primary metric (sequential
-   p-value when ``decision.sequential``, corrected across treatments), by at least the MDE, with
+   p-value when ``decision.sequential``, corrected across treatments), with
    an error rate ≤ ``max_error_rate_ratio`` × control and a p95 latency ≤
    ``max_p95_latency_ratio`` × control (seed 001's promotion rule).
 5. **KEEP_CONTROL** when winners break a guard, or every treatment is significantly worse, or
@@ -62,10 +64,6 @@ def _effect(cmp: Comparison, rule: DecisionRule) -> float:
     return cmp.rel_lift if rule.mde_type == "relative" else cmp.diff
 
 
-def _side(metric: MetricResult) -> str:
-    return "above" if metric.direction == "increase" else "below"
-
-
 def _guard_problems(inp: DecisionInput, variant: str) -> list[str]:
     """Seed 001's promotion guards on point estimates: error rate and p95 latency vs control."""
     problems = []
@@ -93,7 +91,10 @@ def _primary_p(cmp: Comparison) -> float:
 def recommend(inp: DecisionInput) -> Recommendation:
     """Apply the decision rule (see the module docstring) and say why."""
     rule = inp.rule
-    if inp.srm.flag:
+    concerned = set(inp.srm.arms)
+    if inp.srm.flag and (
+        not concerned or inp.control in concerned or set(inp.treatments) <= concerned
+    ):
         observed = ", ".join(f"{k} {v:,}" for k, v in inp.srm.observed.items())
         expected = ", ".join(f"{k} {v:.0%}" for k, v in inp.srm.expected.items())
         return Recommendation(
@@ -141,14 +142,11 @@ def _decide_on_primary(
     cmps = {v: primary.comparisons[v] for v in inp.treatments if v in primary.comparisons}
     winners = [v for v, c in cmps.items() if c.significant and c.better(primary.direction)]
     losers = [v for v, c in cmps.items() if c.significant and not c.better(primary.direction)]
-    small: list[str] = []
     blocked: dict[str, list[str]] = {}
     ship: list[str] = []
     for v in winners:
-        effect = _effect(cmps[v], rule)
-        if rule.mde is not None and abs(effect) < rule.mde:
-            small.append(v)
-            continue
+        # The MDE sizes the experiment; it is no threshold on the point estimate (a true
+        # effect equal to the MDE has an estimate below it half of the time).
         problems = _guard_problems(inp, v)
         if problems:
             blocked[v] = problems
@@ -181,13 +179,6 @@ def _decide_on_primary(
             + ", ".join(
                 f"{v} ({_pct(cmps[v].rel_lift)}, p={_p(_primary_p(cmps[v]))})" for v in losers
             ),
-        )
-    if small:
-        return Recommendation(
-            Decision.NO_DIFFERENCE,
-            None,
-            f"{', '.join(small)} significantly {_side(primary)} "
-            f"control on {primary.name} but by less than the MDE ({rule.mde:g} {rule.mde_type})",
         )
     planned = inp.required_units is not None and n_min >= inp.required_units
     expired = (

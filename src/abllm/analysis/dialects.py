@@ -81,6 +81,30 @@ class Dialect(ABC):
         """Cast to double precision."""
         return f"CAST({x} AS DOUBLE)"
 
+    @abstractmethod
+    def attr_text(self, key: str, alias: str = "e") -> str:
+        """A string from the ``attrs`` JSON text column (NULL or '' when absent)."""
+
+    @abstractmethod
+    def split_number(self, text: str, index: int) -> str:
+        """Field ``index`` (1-based) of comma-separated ``text`` as a double (NULL if none)."""
+
+    @abstractmethod
+    def first_by(self, x: str, key: str) -> str:
+        """Aggregate: ``x`` on the row with the smallest ``key`` (``x`` never NULL here)."""
+
+    def var_samp(self, x: str) -> str:
+        """Sample variance by a stable streaming update (NULL for fewer than 2 rows).
+
+        DuckDB and PostgreSQL (Youngs–Cramer since 12) update ``var_samp`` without the
+        Σx² − (Σx)²/n cancellation (docs/analysis.md, "Variance without cancellation").
+        """
+        return f"var_samp({x})"
+
+    def covar_samp(self, x: str, y: str) -> str:
+        """Sample covariance, stable like :meth:`var_samp`."""
+        return f"covar_samp({x}, {y})"
+
 
 class DuckDBDialect(Dialect):
     """DuckDB: ``arg_min``/``arg_max`` with struct keys, ``quantile_cont`` over a list."""
@@ -110,6 +134,15 @@ class DuckDBDialect(Dialect):
 
     def quantiles(self, x: str, probs: Sequence[float]) -> str:
         return f"quantile_cont({x}, [{', '.join(self.num(p) for p in probs)}])"
+
+    def attr_text(self, key: str, alias: str = "e") -> str:
+        return f"json_extract_string({alias}.attrs, {self.lit('$.' + key)})"
+
+    def split_number(self, text: str, index: int) -> str:
+        return f"TRY_CAST(string_split({text}, ',')[{index}] AS DOUBLE)"
+
+    def first_by(self, x: str, key: str) -> str:
+        return f"arg_min({x}, {key})"
 
 
 class PostgresDialect(Dialect):
@@ -145,6 +178,15 @@ class PostgresDialect(Dialect):
         arr = ", ".join(self.num(p) for p in probs)
         return f"percentile_cont(ARRAY[{arr}]::double precision[]) WITHIN GROUP (ORDER BY {x})"
 
+    def attr_text(self, key: str, alias: str = "e") -> str:
+        return f"(CAST({alias}.attrs AS jsonb) ->> {self.lit(key)})"
+
+    def split_number(self, text: str, index: int) -> str:
+        return f"CAST(NULLIF(split_part({text}, ',', {index}), '') AS double precision)"
+
+    def first_by(self, x: str, key: str) -> str:
+        return f"(array_agg({x} ORDER BY {key}))[1]"
+
 
 class ClickHouseDialect(Dialect):
     """ClickHouse: ``argMin`` on tuples, ``quantilesExactInclusive`` (R-7, repeatable)."""
@@ -160,6 +202,13 @@ class ClickHouseDialect(Dialect):
 
     def double(self, x: str) -> str:
         return f"toFloat64({x})"
+
+    def var_samp(self, x: str) -> str:
+        # varSamp is the fast, cancelling formula; the *Stable variants use Welford's update.
+        return f"varSampStable({x})"
+
+    def covar_samp(self, x: str, y: str) -> str:
+        return f"covarSampStable({x}, {y})"
 
     def json_number(self, key: str, alias: str) -> str:
         doc, k = f"{alias}.extra", self.lit(key)
@@ -180,6 +229,15 @@ class ClickHouseDialect(Dialect):
 
     def quantiles(self, x: str, probs: Sequence[float]) -> str:
         return f"quantilesExactInclusive({', '.join(self.num(p) for p in probs)})({x})"
+
+    def attr_text(self, key: str, alias: str = "e") -> str:
+        return f"JSONExtractString({alias}.attrs, {self.lit(key)})"
+
+    def split_number(self, text: str, index: int) -> str:
+        return f"toFloat64OrNull(splitByChar(',', {text})[{index}])"
+
+    def first_by(self, x: str, key: str) -> str:
+        return f"argMin({x}, {key})"
 
 
 _DIALECTS: dict[str, Dialect] = {

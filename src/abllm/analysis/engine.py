@@ -2,28 +2,32 @@
 
 Steps: a cheap probe finds which built-in metrics have data and the exposure time span; the
 summary SQL (and the quantile SQL when needed) runs in the store; the stats engine compares
-every treatment with control; SRM, guardrails and the decision rule complete the result.
+every treatment with control; under ``decision.sequential`` the primary's confidence sequences
+are intersected over the daily looks (``abllm.analysis.history``); SRM, guardrails and the
+decision rule complete the result.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from abllm.analysis.adaptive import adaptive_metric, not_applicable
 from abllm.analysis.collect import Collected, collect
 from abllm.analysis.compute import metric_results, required_units, tuning_units
 from abllm.analysis.decide import DecisionInput, recommend
 from abllm.analysis.dialects import Dialect, dialect_for
 from abllm.analysis.guardrails import evaluate_guardrails
+from abllm.analysis.history import running_primary
 from abllm.analysis.holdback import HoldbackView, holdback_experiment, holdback_weights
-from abllm.analysis.result import ExperimentResult, SrmResult, VariantResult
+from abllm.analysis.result import ExperimentResult, MetricResult, SrmResult, VariantResult
 from abllm.analysis.specs import Derived, MetricSpec, Value, experiment_specs
 from abllm.analysis.sql import Scope, probe_sql
+from abllm.analysis.srm import mixture_srm
 from abllm.config import Experiment
 from abllm.events import EventStore
-from abllm.stats import srm
 
 
 @dataclass(frozen=True)
@@ -113,47 +117,90 @@ def analyze(
     if not builtins:
         specs = [s for s in specs if not s.builtin]
     collected = collect(store, scope, specs, dialect=d)
-    result = build_result(experiment, collected, now, found, weights)
+    srm_res = mixture_srm(
+        store,
+        d,
+        relation,
+        scope,
+        collected.units,
+        fallback_weights(experiment, weights),
+        experiment.decision.srm_p_value,
+        parts=len(experiment.variants),
+    )
+    primary = primary_metric(experiment)
+    pspec = next((s for s in specs if s.name == primary), None)
+
+    def history(current: MetricResult, tuning: float | None) -> MetricResult:
+        if pspec is None or experiment.bandit is not None:
+            return current
+        return running_primary(
+            store, d, scope, pspec, current, found.first_exposure,
+            experiment.control.id, experiment.decision, tuning,
+        )  # fmt: skip
+
+    def adaptive(results: dict[str, MetricResult]) -> dict[str, MetricResult]:
+        return adaptive_results(store, d, relation, scope, experiment, specs, results, warnings)
+
+    warnings: list[str] = []
+    refine = adaptive if experiment.bandit is not None else None
+    result = build_result(experiment, collected, now, found, srm_res, history, refine)
+    if warnings:
+        result = replace(result, warnings=[*result.warnings, *warnings])
     if experiment.holdout > 0:
-        held = analyze(
-            holdback_experiment(experiment),
-            HoldbackView(store),
-            now,
-            weights=holdback_weights(experiment),
-            builtins=builtins,
-        )
+        held = _holdback(experiment, store, now, builtins)
         result = replace(result, holdback=held)
     return result
 
 
-def _srm(
-    experiment: Experiment, units: Mapping[str, int], weights: Mapping[str, float] | None
-) -> SrmResult:
-    ids = [v.id for v in experiment.variants]
-    w = [float(weights.get(v, 0.0)) if weights else float(v_w) for v, v_w in zip(
-        ids, experiment.weights, strict=True)]  # fmt: skip
-    counts = [float(units.get(v, 0)) for v in ids]
-    rule = experiment.decision
-    total_w = sum(w)
-    expected = {v: (x / total_w if total_w else 0.0) for v, x in zip(ids, w, strict=True)}
-    if len(ids) < 2 or sum(counts) == 0:
-        return SrmResult(
-            1.0, False, {v: int(c) for v, c in zip(ids, counts, strict=True)}, expected
-        )
-    res = srm(counts, w, threshold=rule.srm_p_value)
-    return SrmResult(
-        res.p_value, res.flagged, {v: int(c) for v, c in zip(ids, counts, strict=True)}, expected
+def _holdback(
+    experiment: Experiment, store: EventStore, now: datetime, builtins: bool
+) -> ExperimentResult:
+    """The holdback report: the whole analysis on the relabelled two-arm view."""
+    view = HoldbackView(store)
+    exp = holdback_experiment(experiment)
+    d = dialect_for(view.dialect)
+    scope = analysis_scope(exp, now)
+    found = probe(store=view, scope=scope, d=d, relation=view.events_relation)
+    specs = choose_specs(exp, found.columns)
+    if not builtins:
+        specs = [s for s in specs if not s.builtin]
+    collected = collect(view, scope, specs, dialect=d)
+    hb = holdback_weights(experiment)
+    srm_res = mixture_srm(
+        view,
+        d,
+        view.events_relation,
+        scope,
+        collected.units,
+        [hb[v.id] for v in exp.variants],
+        exp.decision.srm_p_value,
+        parts=len(experiment.variants),
+        holdout=experiment.holdout / 100,
     )
+    return build_result(exp, collected, now, found, srm_res)
+
+
+def fallback_weights(experiment: Experiment, weights: Mapping[str, float] | None) -> list[float]:
+    """Expected split of units whose exposure recorded no weights: ``weights`` or the config."""
+    if weights:
+        return [float(weights.get(v.id, 0.0)) for v in experiment.variants]
+    return list(experiment.weights)
 
 
 def build_result(
     experiment: Experiment,
     collected: Collected,
     now: datetime,
-    found: Probe | None = None,
-    weights: Mapping[str, float] | None = None,
+    found: Probe | None,
+    srm_res: SrmResult,
+    history: Callable[[MetricResult, float | None], MetricResult] | None = None,
+    refine: Callable[[dict[str, MetricResult]], dict[str, MetricResult]] | None = None,
 ) -> ExperimentResult:
-    """Stats, SRM, guardrails and the recommendation from the collected summaries."""
+    """Stats, guardrails and the recommendation from the collected summaries and the SRM.
+
+    A mismatch that concerns only some treatments takes them out of the decision (with a
+    warning); one that concerns the control, or every treatment, makes the result INVALID.
+    """
     rule = experiment.decision
     ids = [v.id for v in experiment.variants]
     control = experiment.control.id
@@ -164,7 +211,12 @@ def build_result(
         for v in sorted(set(units) - set(ids))
     ]
     total = sum(units.get(v, 0) for v in ids)
-    srm_res = _srm(experiment, units, weights)
+    excluded = [v for v in treatments if v in srm_res.arms and control not in srm_res.arms]
+    if excluded and len(excluded) < len(treatments):
+        warnings.append(
+            f"sample ratio mismatch in {', '.join(excluded)} (p={srm_res.p_value:.3g}): "
+            "left out of the decision"
+        )
     variants = {
         v: VariantResult(
             variant_id=v,
@@ -179,20 +231,28 @@ def build_result(
     with_data = [m for m in collected.metrics if m.has_data or not m.spec.builtin]
     by_name = {m.spec.name: m for m in with_data}
     primary_data = by_name.get(primary) if primary else None
-    required = required_units(rule, primary_data.arms.get(control) if primary_data else None)
+    required = required_units(
+        rule, primary_data.arms.get(control) if primary_data else None, len(ids)
+    )
     tuning = tuning_units(rule, required, len(ids))
     results = metric_results(with_data, control, treatments, rule, primary, tuning)
+    if history is not None and primary in results:
+        # Always-valid: the primary's sequences intersected over the daily looks.
+        results[primary] = history(results[primary], tuning)
+    if refine is not None:
+        results = refine(results)
     guards, more = evaluate_guardrails(
         experiment.guardrails, by_name, results, control, treatments, rule
     )
     warnings += more
     start = found.first_exposure if found else None
     elapsed = (now - start).total_seconds() / 86400 if start else None
+    decided = [v for v in treatments if v not in excluded] or treatments
     rec = recommend(
         DecisionInput(
             rule=rule,
             control=control,
-            treatments=treatments,
+            treatments=decided,
             srm=srm_res,
             guardrails=guards,
             primary=results.get(primary) if primary else None,
@@ -217,3 +277,38 @@ def build_result(
         last_event=found.last_event if found else None,
         warnings=warnings,
     )
+
+
+def adaptive_results(
+    store: EventStore,
+    d: Dialect,
+    relation: str,
+    scope: Scope,
+    experiment: Experiment,
+    specs: list[MetricSpec],
+    results: dict[str, MetricResult],
+    warnings: list[str],
+) -> dict[str, MetricResult]:
+    """Bandit experiments: IPW estimates for configured mean/proportion metrics, and every
+    fixed-split p-value marked not applicable (``abllm.analysis.adaptive``)."""
+    control = experiment.control.id
+    treatments = [v.id for v in experiment.variants if v.id != control]
+    out: dict[str, MetricResult] = {}
+    missing = 0
+    for name, metric in results.items():
+        spec = next((s for s in specs if s.name == name), None)
+        if spec is not None and not spec.builtin and spec.kind in ("mean", "proportion"):
+            alpha = experiment.decision.alpha
+            out[name], left_out = adaptive_metric(
+                store, d, relation, scope, spec, metric, control, treatments, alpha
+            )
+            missing = max(missing, left_out)
+        else:
+            out[name] = not_applicable(metric)
+    warnings.append(
+        "adaptive allocation (bandit): arm estimates of configured metrics are inverse-"
+        "propensity weighted; fixed-split p-values are not applicable"
+    )
+    if missing:
+        warnings.append(f"{missing:,} units recorded no assignment probability: left out of IPW")
+    return out

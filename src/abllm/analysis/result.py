@@ -96,12 +96,22 @@ class MetricResult:
 
 @dataclass(frozen=True)
 class SrmResult:
-    """Sample ratio mismatch: chi-square of observed units against the configured weights."""
+    """Sample ratio mismatch of observed units against the mixture of weights served.
+
+    ``p_value`` is the always-valid per-arm test (Bonferroni over arms) that decides ``flag``;
+    ``chi2_p_value`` the Pearson χ² against the same expected counts; ``arms`` the arms the
+    mismatch concerns; ``expected`` the expected shares; ``unrecorded_units`` units whose
+    exposure recorded no weights (they expect the configured split). See
+    ``abllm.analysis.srm``.
+    """
 
     p_value: float
     flag: bool
     observed: dict[str, int]
     expected: dict[str, float]
+    chi2_p_value: float = float("nan")
+    arms: tuple[str, ...] = ()
+    unrecorded_units: int = 0
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,9 @@ def result_to_json(result: ExperimentResult) -> dict[str, JSONValue]:
             "p_value": _num(result.srm.p_value),
             "flag": bool(result.srm.flag),
             "expected": {k: _num(v) for k, v in result.srm.expected.items()},
+            "chi2_p_value": _num(result.srm.chi2_p_value),
+            "arms": list(result.srm.arms),
+            "unrecorded_units": result.srm.unrecorded_units,
         },
         "variants": {
             v.variant_id: {

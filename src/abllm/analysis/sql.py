@@ -6,8 +6,9 @@ literals; no user text reaches it unquoted.)
 Statements per analysis (each returns one row per variant; Python never sees a raw event):
 
 1. ``probe_sql``: which well-known columns have data, and the time span (once per analysis).
-2. Only with quantile metrics: ``quantile_counts_sql`` (events per variant id, for the CI's
-   levels) and ``quantile_sql`` (exact R-7 quantiles per attributed variant at those levels).
+2. Only with quantile metrics: ``quantile_counts_sql`` (events per attributed variant, for
+   the CI's levels) and ``quantile_sql`` (exact R-7 quantiles per attributed variant at
+   those levels), both over the same unit-attributed relation.
 3. ``summary_sql`` (module ``abllm.analysis.summary_sql``): every unit attributed to the
    variant of its first exposure, its events at or after it aggregated per unit, then per
    variant into sufficient statistics (n, Σ, Σ², Σxy), including, for quantile metrics, the
@@ -65,10 +66,15 @@ def exposure_key(d: Dialect, scope: Scope) -> str:
     config), an integer aggregate far cheaper than ``arg_min`` over (ts, variant) pairs.
     ``first_time``/``first_variant`` decode it.
     """
+    exposure = "e.type = 'exposure' AND e.variant_id IS NOT NULL"
+    return f"min(CASE WHEN {exposure} THEN {exposure_row_key(d, scope)} END)"
+
+
+def exposure_row_key(d: Dialect, scope: Scope) -> str:
+    """One exposure row's ``epoch_us(ts) * 1024 + variant code`` (see ``exposure_key``)."""
     whens = " ".join(f"WHEN {d.lit(v)} THEN {i}" for i, v in enumerate(scope.variants))
     code = f"(CASE e.variant_id {whens} ELSE {UNKNOWN} END)" if whens else str(UNKNOWN)
-    exposure = "e.type = 'exposure' AND e.variant_id IS NOT NULL"
-    return f"min(CASE WHEN {exposure} THEN {d.epoch_us('e.ts')} * {_CODES} + {code} END)"
+    return f"({d.epoch_us('e.ts')} * {_CODES} + {code})"
 
 
 def first_time(d: Dialect, key: str) -> str:
@@ -180,47 +186,35 @@ def quantile_groups(specs: Sequence[MetricSpec]) -> list[QuantileGroup]:
 def quantile_counts_sql(
     d: Dialect, relation: str, scope: Scope, groups: Sequence[QuantileGroup]
 ) -> tuple[str, list[str]]:
-    """Events per variant id with data for each quantile group: ``n_star`` for the CI levels.
+    """Events per attributed variant with data for each quantile group (``{g}_n``).
 
-    A cheap pass without attribution (the events' own ``variant_id``, errored traces kept):
-    the stats engine corrects for the count used (``QuantileStats.n_star``), so it need not be
-    the exact attributed count; it only has to be the same on every backend.
+    The same unit-attributed relation and filter as :func:`quantile_sql`, so the count that
+    places the CI's levels is the count of the events the quantiles are taken over (rows of
+    ``llm_call`` with their own ``variant_id`` NULL, or relabelled by the holdback view, are
+    attributed through their unit's first exposure like every other event).
     """
-    cols = [
-        f"sum(CASE WHEN {condition(d, g.specs[0], traces=False)} THEN 1 ELSE 0 END) AS {g.key}_n"
-        for g in groups
+    aggs = [
+        f"sum(CASE WHEN {condition(d, g.specs[0])} THEN 1 ELSE 0 END) AS {g.key}_n" for g in groups
     ]
-    ev = events(d, relation, scope)
-    sql = (
-        f"SELECT e.variant_id AS v, {', '.join(cols)} FROM {ev} e "  # noqa: S608
-        "WHERE e.variant_id IS NOT NULL GROUP BY e.variant_id ORDER BY e.variant_id"
-    )
+    sql = _attributed(d, relation, scope, groups, aggs, [f"{g.key}_n" for g in groups])
     return sql, ["variant_id", *(f"{g.key}_n" for g in groups)]
 
 
-def quantile_sql(
+def _attributed(
     d: Dialect,
     relation: str,
     scope: Scope,
     groups: Sequence[QuantileGroup],
-    levels: Sequence[Sequence[float]],
-) -> tuple[str, list[str]]:
-    """Exact R-7 quantiles per attributed variant: group ``j`` at each of ``levels[j]``.
+    aggs: Sequence[str],
+    cols: Sequence[str],
+) -> str:
+    """``aggs`` per attributed variant over the quantile groups' events (one row per variant).
 
     Events are attributed to their unit's first exposure (a join of the quantile metrics'
-    events to the units' exposures). Returns the SQL and its column names: ``variant_id`` (a
-    variant code, see ``variant_name``), then ``{g}_q{r}`` for level ``r`` of group ``g``.
+    events to the units' exposures) and count from that exposure on.
     """
     all_specs = [s for g in groups for s in g.specs]
-    aggs, conds, cols, names = [], [], [], ["variant_id"]
-    for g, group_levels in zip(groups, levels, strict=True):
-        cond = condition(d, g.specs[0])
-        conds.append(cond)
-        x = f"CASE WHEN {cond} THEN {d.double(d.value(g.specs[0].value))} END"
-        aggs.append(f"{d.quantiles(x, group_levels)} AS {g.key}_a")
-        for r in range(len(group_levels)):
-            cols.append(f"{d.item(f'{g.key}_a', r + 1)} AS {g.key}_q{r}")
-            names.append(f"{g.key}_q{r}")
+    conds = [condition(d, g.specs[0]) for g in groups]
     ev = events(d, relation, scope)
     source = flagged_events(d, relation, scope, all_specs)
     first = (
@@ -236,8 +230,31 @@ def quantile_sql(
         f"  FROM {source} JOIN ex ON e.unit_id = ex.u\n"
         f"  WHERE {d.epoch_us('e.ts')} >= ex.t0 AND ({' OR '.join(conds)}) GROUP BY ex.xv"
     )
-    sql = (
+    return (
         f"WITH {traces_cte(d, relation, scope, all_specs)}ex AS ({ex})\n"
         f"SELECT qa.v AS variant_id, {', '.join(cols)} FROM ({inner}) qa ORDER BY qa.v"
     )
-    return sql, names
+
+
+def quantile_sql(
+    d: Dialect,
+    relation: str,
+    scope: Scope,
+    groups: Sequence[QuantileGroup],
+    levels: Sequence[Sequence[float]],
+) -> tuple[str, list[str]]:
+    """Exact R-7 quantiles per attributed variant: group ``j`` at each of ``levels[j]``.
+
+    Events are attributed to their unit's first exposure (a join of the quantile metrics'
+    events to the units' exposures). Returns the SQL and its column names: ``variant_id`` (a
+    variant code, see ``variant_name``), then ``{g}_q{r}`` for level ``r`` of group ``g``.
+    """
+    aggs, cols, names = [], [], ["variant_id"]
+    for g, group_levels in zip(groups, levels, strict=True):
+        cond = condition(d, g.specs[0])
+        x = f"CASE WHEN {cond} THEN {d.double(d.value(g.specs[0].value))} END"
+        aggs.append(f"{d.quantiles(x, group_levels)} AS {g.key}_a")
+        for r in range(len(group_levels)):
+            cols.append(f"{d.item(f'{g.key}_a', r + 1)} AS {g.key}_q{r}")
+            names.append(f"{g.key}_q{r}")
+    return _attributed(d, relation, scope, groups, aggs, cols), names

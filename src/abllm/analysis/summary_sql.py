@@ -33,7 +33,7 @@ from abllm.analysis.sql import (
 Thresholds = Mapping[int, Mapping[str, float]]
 
 
-def _unit_columns(d: Dialect, i: int, spec: MetricSpec, arms: Sequence[float]) -> list[str]:
+def unit_columns(d: Dialect, i: int, spec: MetricSpec, arms: Sequence[float]) -> list[str]:
     """Per-unit aggregates of metric ``i``: ``c{i}`` events with data, then its values."""
     cond, val = condition(d, spec), d.value(spec.value)
     has = f"sum(CASE WHEN {cond} THEN 1 ELSE 0 END)"
@@ -78,6 +78,7 @@ def _variant_columns(d: Dialect, i: int, spec: MetricSpec, arms: int) -> list[st
         fill = "0" if spec.fill_missing else "NULL"
         y = f"(CASE WHEN {has} THEN {d.double(f'x{i}')} ELSE {fill} END)"
         cols += [f"sum({y}) AS m{i}_s", f"sum({y} * {y}) AS m{i}_ss"]
+        cols.append(f"{d.var_samp(y)} AS m{i}_v")
     elif spec.kind == "ratio":
         x = f"(CASE WHEN {has} THEN {d.double(f'x{i}')} ELSE 0 END)"
         y = f"(CASE WHEN {has} THEN {d.double(f'y{i}')} ELSE 0 END)"
@@ -87,6 +88,15 @@ def _variant_columns(d: Dialect, i: int, spec: MetricSpec, arms: int) -> list[st
             f"sum({x} * {x}) AS m{i}_sxx",
             f"sum({y} * {y}) AS m{i}_syy",
             f"sum({x} * {y}) AS m{i}_sxy",
+        ]
+        # Central moments over the units counted in n (NULL elsewhere, which the aggregates skip).
+        keep = "0" if spec.fill_missing else "NULL"
+        xn = f"(CASE WHEN {has} THEN {d.double(f'x{i}')} ELSE {keep} END)"
+        yn = f"(CASE WHEN {has} THEN {d.double(f'y{i}')} ELSE {keep} END)"
+        cols += [
+            f"{d.var_samp(xn)} AS m{i}_vx",
+            f"{d.var_samp(yn)} AS m{i}_vy",
+            f"{d.covar_samp(xn, yn)} AS m{i}_cxy",
         ]
     else:  # quantile: events per unit (Σm, Σm²) and the indicator sums for each threshold
         cols += [f"sum(c{i}) AS m{i}_events", f"sum(c{i} * c{i}) AS m{i}_mm"]
@@ -121,7 +131,7 @@ def summary_sql(
     for i, spec in enumerate(specs):
         own = thresholds.get(i, {})
         levels = [own.get(a, float("nan")) for a in arms] if spec.kind == "quantile" else []
-        unit_cols += _unit_columns(d, i, spec, levels)
+        unit_cols += unit_columns(d, i, spec, levels)
         variant_cols += _variant_columns(d, i, spec, len(levels))
     names = [_alias(c) for c in unit_cols]
     source = flagged_events(d, relation, scope, specs)

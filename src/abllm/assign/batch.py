@@ -23,6 +23,8 @@ from abllm.config import Experiment
 REASONS: tuple[Reason, ...] = tuple(Reason)
 _CODE = {reason: np.int8(i) for i, reason in enumerate(REASONS)}
 _UNSET = np.int8(-1)
+_CHOSEN = frozenset({Reason.ASSIGNED, Reason.WINNER_ROLLOUT})
+_DRAWN = _CHOSEN | {Reason.HOLDOUT, Reason.VARIANT_PAUSED, Reason.OUTSIDE_TRAFFIC}
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class AssignmentBatch:
     variant: npt.NDArray[np.int64]
     reason: npt.NDArray[np.int8]
     bucket: npt.NDArray[np.float64]
+    weights: tuple[float, ...] = ()  # what drawn units' arms came from (``Assignment.weights``)
 
     def __len__(self) -> int:
         return len(self.variant)
@@ -46,15 +49,14 @@ class AssignmentBatch:
         ):
             variant = self.variant_ids[v] if v >= 0 else None
             bucket = None if b != b else b  # NaN marks "no bucket"
+            why = REASONS[r]
+            weights = self.weights if why in _DRAWN else None
+            total = sum(self.weights)
+            p = self.weights[v] / total if weights and variant and why in _CHOSEN else None
             yield Assignment(
-                exp.id,
-                exp.version,
-                variant,
-                variant is not None,
-                REASONS[r],
-                bucket,
-                variant or control,
-            )
+                exp.id, exp.version, variant, variant is not None, why, bucket,
+                variant or control, weights, p,
+            )  # fmt: skip
 
 
 def assign_many(
@@ -111,7 +113,9 @@ def assign_many(
         variant[todo] = winner[todo]
         bucket[todo] = share[todo]
         mark(True, Reason.WINNER_ROLLOUT)
-        return AssignmentBatch(experiment, plan.variant_ids, variant, reason, bucket)
+        return AssignmentBatch(
+            experiment, plan.variant_ids, variant, reason, bucket, plan.winner_weights
+        )
     todo = reason == _UNSET
     h = hash_v2_many(fnv_prefix(plan.seed), matrix)
     bucket[todo] = h[todo]
@@ -125,4 +129,4 @@ def assign_many(
     todo = reason == _UNSET
     variant[todo] = chosen[todo]
     mark(True, Reason.ASSIGNED)
-    return AssignmentBatch(experiment, plan.variant_ids, variant, reason, bucket)
+    return AssignmentBatch(experiment, plan.variant_ids, variant, reason, bucket, plan.weights)

@@ -92,7 +92,17 @@ DEFAULT_STATE = RuntimeState()
 
 @dataclass(frozen=True, slots=True)
 class Assignment:
-    """The answer to "which variant does this unit get, and why?"."""
+    """The answer to "which variant does this unit get, and why?".
+
+    ``weights`` says what the arm was drawn from, in the experiment's variant order: the
+    probability of each arm for a unit that passed the holdout check — traffic × the
+    normalised stage (or bandit) weight, 0 for a paused arm; during a winner rollout the
+    winner's share and the control's remainder. ``probability`` is the assigned arm's share
+    among the arms a unit could land in (``weights[i] / sum(weights)``), the propensity for
+    inverse-probability weighting. Both are None when no random draw decided the arm (killed,
+    forced, not running, not targeted, other layer). Exposure events record them
+    (docs/analysis.md, "What each exposure records").
+    """
 
     experiment_id: str
     version: int
@@ -101,6 +111,8 @@ class Assignment:
     reason: Reason
     bucket: float | None
     served_variant_id: str
+    weights: tuple[float, ...] | None = None
+    probability: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The documented JSON shape of ``abllm assign --json``."""
@@ -128,6 +140,8 @@ class Plan:
     winner_share: float
     winner_seed: str
     paused_variants: frozenset[str]
+    weights: tuple[float, ...] = ()
+    winner_weights: tuple[float, ...] = ()
 
 
 def build_plan(experiment: Experiment, state: RuntimeState = DEFAULT_STATE) -> Plan:
@@ -145,6 +159,16 @@ def build_plan(experiment: Experiment, state: RuntimeState = DEFAULT_STATE) -> P
         f"{experiment.layer.name}:holdout" if experiment.layer else f"{seed}:holdout"
     )
     layer = experiment.layer
+    in_force = tuple(
+        0.0 if vid in state.paused_variants else w * traffic / 100.0
+        for vid, w in zip(variant_ids, weights, strict=True)
+    )
+    winner_share = (state.winner_percent if state.winner_percent is not None else 100.0) / 100
+    winner_weights = tuple(
+        (winner_share if vid == state.winner else 0.0)
+        + (1.0 - winner_share if vid == experiment.control.id else 0.0)
+        for vid in variant_ids
+    )
     return Plan(
         variant_ids=variant_ids,
         control_id=experiment.control.id,
@@ -154,9 +178,11 @@ def build_plan(experiment: Experiment, state: RuntimeState = DEFAULT_STATE) -> P
         holdout_seed=holdout_seed,
         layer=(layer.name, layer.range[0], layer.range[1]) if layer else None,
         winner=state.winner,
-        winner_share=(state.winner_percent if state.winner_percent is not None else 100.0) / 100,
+        winner_share=winner_share,
         winner_seed=f"{seed}:winner",
         paused_variants=state.paused_variants,
+        weights=in_force,
+        winner_weights=winner_weights,
     )
 
 
@@ -206,8 +232,23 @@ def assign(
     plan = plan_for(experiment, state)
     control = plan.control_id
 
-    def out(reason: Reason, bucket: float | None = None) -> Assignment:
-        return Assignment(experiment.id, experiment.version, None, False, reason, bucket, control)
+    def out(reason: Reason, bucket: float | None = None, drawn: bool = False) -> Assignment:
+        weights = (
+            (plan.winner_weights if plan.winner is not None else plan.weights) if drawn else None
+        )
+        return Assignment(
+            experiment.id, experiment.version, None, False, reason, bucket, control, weights
+        )
+
+    def chosen(
+        variant: str, reason: Reason, bucket: float, weights: tuple[float, ...]
+    ) -> Assignment:
+        total = sum(weights)
+        i = plan.variant_ids.index(variant)
+        p = weights[i] / total if total > 0 else None
+        return Assignment(
+            experiment.id, experiment.version, variant, True, reason, bucket, variant, weights, p
+        )
 
     if state.killed:
         return out(Reason.KILLED)
@@ -225,20 +266,16 @@ def assign(
     if plan.layer is not None and not _in_namespace(unit_id, plan.layer):
         return out(Reason.OTHER_LAYER)
     if plan.holdout > 0 and hash_v2(plan.holdout_seed, unit_id) < plan.holdout:
-        return out(Reason.HOLDOUT)
+        return out(Reason.HOLDOUT, drawn=True)
     if plan.winner is not None:
         share = hash_v2(plan.winner_seed, unit_id)
         served = plan.winner if share < plan.winner_share else control
-        return Assignment(
-            experiment.id, experiment.version, served, True, Reason.WINNER_ROLLOUT, share, served
-        )
+        return chosen(served, Reason.WINNER_ROLLOUT, share, plan.winner_weights)
     n = hash_v2(plan.seed, unit_id)
     for i, (start, end) in enumerate(plan.ranges):
         if start <= n < end:
             variant = plan.variant_ids[i]
             if variant in plan.paused_variants:
-                return out(Reason.VARIANT_PAUSED, n)
-            return Assignment(
-                experiment.id, experiment.version, variant, True, Reason.ASSIGNED, n, variant
-            )
-    return out(Reason.OUTSIDE_TRAFFIC, n)
+                return out(Reason.VARIANT_PAUSED, n, drawn=True)
+            return chosen(variant, Reason.ASSIGNED, n, plan.weights)
+    return out(Reason.OUTSIDE_TRAFFIC, n, drawn=True)

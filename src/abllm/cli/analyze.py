@@ -30,12 +30,15 @@ def _parse_now(text: str | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def _open(store: str | None, events: Path | None, on_error: str) -> EventStore:
-    """The store to analyse: the URL given, or an in-memory one loaded from ``events``."""
+def _open(store: str | None, events: Path | None, on_error: str, experiment_id: str) -> EventStore:
+    """The store to analyse: the URL given (through ``abllm serve`` when it holds the embedded
+    file, see :mod:`abllm.cli.reading`), or an in-memory one loaded from ``events``."""
     if store is not None and events is not None:
         fail(ValidationError("give either --store or --events, not both"))
     if events is None:
-        return open_store(store)
+        from abllm.cli.reading import open_for_reading
+
+        return open_for_reading(store, experiment_id)
     from abllm.cli.events import OnError, import_file
 
     if not events.is_file():
@@ -79,7 +82,7 @@ def register(app: typer.Typer) -> None:
             fail(ValidationError(f"--on-error {on_error!r}: use skip or reject"))
         moment = _parse_now(now)
         try:
-            target = _open(store, events, on_error)
+            target = _open(store, events, on_error, exp.id)
         except AbllmError as exc:
             fail(exc)
         try:

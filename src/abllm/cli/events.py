@@ -150,8 +150,10 @@ def register(app: typer.Typer) -> None:
         """Write one experiment's events, ordered by time."""
         if fmt is ExportFormat.parquet and output is None:
             fail(ValidationError("--format parquet needs --output PATH"))
-        try:
-            source = open_store(store)
+        from abllm.cli.reading import open_for_reading
+
+        try:  # through `abllm serve` when it holds the embedded file (abllm.cli.reading)
+            source = open_for_reading(store, experiment)
         except AbllmError as exc:
             fail(exc)
         try:

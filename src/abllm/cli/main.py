@@ -38,7 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "demo": (
         "abllm.cli.demo",
-        "Run a simulated experiment through the gateway and print the results.",
+        "Play a staged rollout through the gateway on a simulated clock.",
     ),
     "kill": (
         "abllm.cli.rollout",
@@ -54,10 +54,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "power": (
         "abllm.cli.power",
-        "Units per arm to detect an effect (two-sample z-test), or the MDE for a sample size.",
+        "Units per arm the decision rule needs to detect an effect, or the MDE for a size.",
     ),
     "rollout": ("abllm.cli.rollout", "Show and move an experiment's rollout stage."),
     "events": ("abllm.cli.events", "Import and export events."),
+    "eval": (
+        "abllm.cli.eval",
+        "Replay a dataset through every variant, score the answers and compare them.",
+    ),
 }
 
 

@@ -1,5 +1,9 @@
 """``abllm power``: units per arm for a minimum detectable effect (or the MDE for a size).
 
+By default the plan is for the test the decision rule runs with its defaults (always-valid
+sequential boundary, Holm across the ``--arms − 1`` treatments, ``--min-units-per-arm`` floor),
+so it agrees with ``recommendation.units_needed``; ``--fixed-horizon --correction none
+--min-units-per-arm 0`` gives the textbook two-sample z calculation.
 Pre-registration in one line (seed 000: "Run a power analysis before starting")::
 
     abllm power --baseline-mean 3.8 --sd 1.0 --mde 0.2 --alpha 0.05 --power 0.8
@@ -15,8 +19,11 @@ import typer
 from rich.table import Table
 
 from abllm.cli.common import console, fail, print_json
+from abllm.config import DecisionRule
 from abllm.errors import AbllmError
 from abllm.stats import PowerPlan, plan
+
+_RULE = DecisionRule()
 
 
 def _rows(p: PowerPlan, solved_for_n: bool) -> list[tuple[str, str]]:
@@ -28,6 +35,7 @@ def _rows(p: PowerPlan, solved_for_n: bool) -> list[tuple[str, str]]:
         ("mde (relative)", rel),
         ("alpha", f"{p.alpha:g} ({p.alternative})"),
         ("power", f"{p.power:g}"),
+        ("test", ("sequential" if p.sequential else "fixed horizon") + f", {p.correction}"),
         ("arms", str(p.arms)),
         ("units per arm", f"{p.units_per_arm:,}" + ("  (solved)" if solved_for_n else "")),
         ("total units", f"{p.total_units:,}"),
@@ -59,9 +67,24 @@ def power_cmd(
     daily_units: float | None = typer.Option(
         None, "--daily-units", help="eligible units per day, to estimate the duration"
     ),
+    sequential: bool = typer.Option(
+        _RULE.sequential,
+        "--sequential/--fixed-horizon",
+        help="size for the always-valid test the rule decides on (decision.sequential)",
+    ),
+    correction: str = typer.Option(
+        _RULE.correction, "--correction", help="holm, bh or none across treatments"
+    ),
+    min_units_per_arm: int = typer.Option(
+        _RULE.min_units_per_arm,
+        "--min-units-per-arm",
+        help="floor on top of the power calculation (decision.min_units_per_arm)",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
-    """Units per arm to detect an effect (two-sample z-test), or the MDE for a sample size."""
+    """Units per arm the decision rule needs to detect an effect, or the MDE for a size."""
+    if correction not in ("holm", "bh", "none"):
+        fail(f"--correction must be holm, bh or none, not {correction!r}")
     try:
         result = plan(
             mde=mde,
@@ -75,6 +98,9 @@ def power_cmd(
             arms=arms,
             units_per_arm=units_per_arm,
             daily_units=daily_units,
+            sequential=sequential and not one_sided,
+            correction=correction if not one_sided else "none",
+            min_units_per_arm=min_units_per_arm if not one_sided else 0,
         )
     except AbllmError as exc:
         fail(exc)

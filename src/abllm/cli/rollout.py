@@ -17,13 +17,18 @@ from typing import Any
 
 import typer
 
-from abllm.cli.common import console, fail, load_config, print_json
+from abllm.cli.common import console, err_console, fail, load_config, print_json
 from abllm.config import Experiment
 from abllm.errors import AbllmError
 from abllm.state import ExperimentState, StateStore
 
 STORE_HELP = "event store URL; runtime state lives in its database (default: $ABLLM_STORE)"
 STATE_HELP = "state backend URL when not the store's database, e.g. redis://host:6379/0"
+WAIT_HELP = "seconds to wait for every live process to confirm it applied the change"
+CONFIG_HELP = (
+    "experiment YAML: register its definition of EXPERIMENT first "
+    "(default: the definition `abllm serve` registered)"
+)
 
 
 def default_actor() -> str:
@@ -49,15 +54,32 @@ def _open(store: str | None, state: str | None) -> Iterator[StateStore]:
         backend.close()
 
 
-def _config_experiment(config: Path | None, experiment_id: str) -> Experiment | None:
-    if config is None:
-        return None
-    try:
-        return load_config(config).get(experiment_id)
-    except KeyError:
-        from abllm.errors import NotFound
+def _known(
+    backend: StateStore, config: Path | None, experiment_id: str, actor: str, wait: float = 3.0
+) -> Experiment | None:
+    """Refuse an id the state store does not know before anything is written (exit 2).
 
-        fail(NotFound(f"no experiment {experiment_id!r} in {config}"))
+    With ``--config FILE`` the file's definition of the experiment is registered first (as
+    ``abllm serve`` does at start) and returned. An empty store (just reset) is given up to
+    ``wait`` seconds for the serving processes to write their state back.
+    """
+    from abllm.rollout import register_experiment
+    from abllm.state.known import known_ids, unknown_experiment, wait_known
+
+    try:
+        if config is None:
+            wait_known(backend, experiment_id, wait)
+            return None
+        experiments = load_config(config)
+        try:
+            definition = experiments.get(experiment_id)
+        except KeyError:
+            known = {*known_ids(backend), *(e.id for e in experiments.experiments)}
+            raise unknown_experiment(experiment_id, sorted(known)) from None
+        register_experiment(backend, definition, actor=actor)
+        return definition
+    except AbllmError as exc:
+        fail(exc)
 
 
 def _show(state: ExperimentState, as_json: bool, headline: str | None = None) -> None:
@@ -105,15 +127,55 @@ def _change(
     actor: str | None,
     headline: str,
     as_json: bool,
+    config: Path | None = None,
+    with_definition: bool = False,
+    wait: float = 3.0,
     **kwargs: Any,
 ) -> None:
-    """Apply one state action by hand and show the new state; errors end as one line."""
+    """Apply one state action by hand and show the new state; errors end as one line.
+
+    ``with_definition`` passes the ``--config`` definition to the action as ``experiment``.
+    """
+    who = actor or default_actor()
     with _open(store, state) as backend:
+        definition = _known(backend, config, experiment_id, who, wait)
+        if with_definition:
+            kwargs["experiment"] = definition
         try:
-            new = action(backend, experiment_id, actor=actor or default_actor(), **kwargs)
+            new = action(backend, experiment_id, actor=who, **kwargs)
         except AbllmError as exc:
             fail(exc)
+        _confirm_and_show(backend, new, as_json, headline, wait)
+
+
+def _confirm_and_show(
+    backend: StateStore, new: ExperimentState, as_json: bool, headline: str, wait: float
+) -> None:
+    """Show the new state and how many live processes applied it; exit 1 when some did not.
+
+    The change is recorded either way; exit 1 tells a script that a live process (its
+    heartbeat is recent) has not applied it within ``--wait`` seconds.
+    """
+    from abllm.state.confirm import confirm
+
+    try:
+        confirmation = confirm(backend, new.experiment_id, new.version, timeout_s=wait)
+    except AbllmError as exc:
         _show(new, as_json, headline)
+        err_console.print(
+            f"warning: recorded, but cannot confirm who applied it: {exc.message}",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
+    if as_json:
+        print_json({**new.to_json(), "applied": confirmation.to_json()})
+    else:
+        _show(new, False, f"{headline} ({confirmation.summary()})")
+    for line in confirmation.warnings():
+        err_console.print(f"warning: {line}", markup=False, highlight=False)
+    if not confirmation.complete:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
@@ -127,12 +189,25 @@ def register(app: typer.Typer) -> None:
         reason: str | None = typer.Option(None, "--reason", help="why (kept in the audit log)"),
         actor: str | None = typer.Option(None, "--actor", help="who (default: cli:<login>)"),
         as_json: bool = typer.Option(False, "--json", help="print the new state as JSON"),
+        config: Path | None = typer.Option(None, "--config", help=CONFIG_HELP),
+        wait: float = typer.Option(3.0, "--wait", min=0, help=WAIT_HELP),
     ) -> None:
         """Kill switch: every process serves control for EXPERIMENT within a second."""
         from abllm.rollout import kill as do_kill
 
-        headline = f"killed {experiment}: every process now serves control"
-        _change(store, state, do_kill, experiment, actor, headline, as_json, reason=reason)
+        headline = f"killed {experiment}: control for everyone"
+        _change(
+            store,
+            state,
+            do_kill,
+            experiment,
+            actor,
+            headline,
+            as_json,
+            config,
+            wait=wait,
+            reason=reason,
+        )
 
     @app.command()
     def resume(
@@ -142,12 +217,25 @@ def register(app: typer.Typer) -> None:
         reason: str | None = typer.Option(None, "--reason", help="why (kept in the audit log)"),
         actor: str | None = typer.Option(None, "--actor", help="who (default: cli:<login>)"),
         as_json: bool = typer.Option(False, "--json", help="print the new state as JSON"),
+        config: Path | None = typer.Option(None, "--config", help=CONFIG_HELP),
+        wait: float = typer.Option(3.0, "--wait", min=0, help=WAIT_HELP),
     ) -> None:
         """Undo a kill or pause (also un-pauses arms a guardrail paused)."""
         from abllm.rollout import resume as do_resume
 
         headline = f"resumed {experiment}"
-        _change(store, state, do_resume, experiment, actor, headline, as_json, reason=reason)
+        _change(
+            store,
+            state,
+            do_resume,
+            experiment,
+            actor,
+            headline,
+            as_json,
+            config,
+            wait=wait,
+            reason=reason,
+        )
 
     rollout_app = typer.Typer(
         name="rollout", help="Show and move an experiment's rollout stage.", no_args_is_help=True
@@ -161,20 +249,31 @@ def register(app: typer.Typer) -> None:
         state: str | None = typer.Option(None, "--state", help=STATE_HELP),
         audit: int = typer.Option(5, "--audit", help="audit rows to show (newest last)"),
         as_json: bool = typer.Option(False, "--json", help="state and audit rows as JSON"),
+        config: Path | None = typer.Option(None, "--config", help=CONFIG_HELP),
     ) -> None:
         """Where EXPERIMENT's rollout is, its runtime overrides and its latest changes."""
-        from abllm.rollout import require_state
+        from abllm.state.confirm import confirm
+        from abllm.state.known import require_known
 
         with _open(store, state) as backend:
+            _known(backend, config, experiment, default_actor())
             try:
-                current = require_state(backend, experiment)
+                current = require_known(backend, experiment)
                 rows = backend.audit(experiment, limit=audit) if audit > 0 else []
+                applied = confirm(backend, experiment, current.version, timeout_s=0)
             except AbllmError as exc:
                 fail(exc)
             if as_json:
-                print_json({**current.to_json(), "audit": [r.to_json() for r in rows]})
+                print_json(
+                    {
+                        **current.to_json(),
+                        "applied": applied.to_json(),
+                        "audit": [r.to_json() for r in rows],
+                    }
+                )
                 return
             _show(current, False)
+            console.print(f"  {applied.summary()}", highlight=False, markup=False)
             for row in rows:
                 console.print(
                     f"  #{row.version} {row.ts.isoformat()} {row.actor} {row.action}: "
@@ -191,17 +290,15 @@ def register(app: typer.Typer) -> None:
         winner: str | None = typer.Option(
             None, "--winner", help="start (or continue) the winner rollout of this variant"
         ),
-        config: Path | None = typer.Option(
-            None, "--config", help="experiment YAML (default: the definition last registered)"
-        ),
+        config: Path | None = typer.Option(None, "--config", help=CONFIG_HELP),
         reason: str | None = typer.Option(None, "--reason", help="why (kept in the audit log)"),
         actor: str | None = typer.Option(None, "--actor", help="who (default: cli:<login>)"),
         as_json: bool = typer.Option(False, "--json", help="print the new state as JSON"),
+        wait: float = typer.Option(3.0, "--wait", min=0, help=WAIT_HELP),
     ) -> None:
         """Move EXPERIMENT one step forward (next stage, or the winner rollout)."""
         from abllm.rollout import advance as do_advance
 
-        definition = _config_experiment(config, experiment)
         _change(
             store,
             state,
@@ -210,9 +307,11 @@ def register(app: typer.Typer) -> None:
             actor,
             f"advanced {experiment}",
             as_json,
+            config,
+            with_definition=True,
+            wait=wait,
             winner=winner,
             reason=reason,
-            experiment=definition,
         )
 
     @rollout_app.command("rollback")
@@ -220,17 +319,15 @@ def register(app: typer.Typer) -> None:
         experiment: str = typer.Argument(..., help="experiment id"),
         store: str | None = typer.Option(None, "--store", help=STORE_HELP),
         state: str | None = typer.Option(None, "--state", help=STATE_HELP),
-        config: Path | None = typer.Option(
-            None, "--config", help="experiment YAML (default: the definition last registered)"
-        ),
+        config: Path | None = typer.Option(None, "--config", help=CONFIG_HELP),
         reason: str | None = typer.Option(None, "--reason", help="why (kept in the audit log)"),
         actor: str | None = typer.Option(None, "--actor", help="who (default: cli:<login>)"),
         as_json: bool = typer.Option(False, "--json", help="print the new state as JSON"),
+        wait: float = typer.Option(3.0, "--wait", min=0, help=WAIT_HELP),
     ) -> None:
         """Move EXPERIMENT one step back; the controller then holds until advanced by hand."""
         from abllm.rollout import rollback as do_rollback
 
-        definition = _config_experiment(config, experiment)
         _change(
             store,
             state,
@@ -239,8 +336,10 @@ def register(app: typer.Typer) -> None:
             actor,
             f"rolled back {experiment}",
             as_json,
+            config,
+            with_definition=True,
+            wait=wait,
             reason=reason,
-            experiment=definition,
         )
 
     @rollout_app.command("run")
@@ -259,10 +358,18 @@ def register(app: typer.Typer) -> None:
             help="POST alerts as JSON to this URL",
         ),
     ) -> None:
-        """Run the rollout controller: guardrails on live results, stage moves, alerts."""
+        """Run the rollout controller: guardrails on live results, stage moves, alerts.
+
+        It takes the same per-experiment leases as the controllers inside ``abllm serve``, so
+        exactly one process acts for each experiment whichever runs. It also runs the
+        experiments' scheduled eval replays (``eval.schedule``).
+        """
+        from abllm.eval.schedule import EvalScheduler
         from abllm.events import open_store
         from abllm.rollout import AnalysisResults, LogAlert, RolloutController, WebhookAlert
         from abllm.rollout.alerts import AlertHook
+        from abllm.rollout.loop import ControllerLoop
+        from abllm.state.lease import leases_for
 
         experiments = load_config(config)
         with _open(store, state) as backend:
@@ -270,6 +377,8 @@ def register(app: typer.Typer) -> None:
                 events = open_store(store)
             except AbllmError as exc:
                 fail(exc)
+            scheduler = EvalScheduler(experiments.experiments, events)  # eval.schedule replays
+            controller: RolloutController | None = None
             try:
                 hooks: list[AlertHook] = [LogAlert()]
                 if webhook:
@@ -280,23 +389,31 @@ def register(app: typer.Typer) -> None:
                     AnalysisResults(events),
                     hooks=hooks,
                     interval_s=interval,
+                    side_tasks=[scheduler.tick] if scheduler else [],
+                    leases=leases_for(backend),
+                    actor="abllm rollout run",
                 )
                 controller.register()
+                loop = ControllerLoop(controller)
                 while True:
-                    for outcome in controller.tick():
-                        if outcome.applied:
+                    outcomes = controller.tick() if once else loop.run_due()
+                    for outcome in outcomes:
+                        if outcome.applied or outcome.error:
+                            what = outcome.error or outcome.decision.reason
                             console.print(
-                                f"{outcome.experiment_id}: {outcome.decision.action}: "
-                                f"{outcome.decision.reason}",
+                                f"{outcome.experiment_id}: {outcome.decision.action}: {what}",
                                 highlight=False,
                                 markup=False,
                             )
                     if once:
                         break
-                    time.sleep(controller.interval)
+                    time.sleep(max(loop.wait_s(), 0.05))
             except AbllmError as exc:
                 fail(exc)
             except KeyboardInterrupt:
                 pass
             finally:
+                scheduler.close()
+                if controller is not None:
+                    controller.close()  # releases the leases: a serve process takes over
                 events.close()

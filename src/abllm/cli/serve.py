@@ -48,6 +48,12 @@ def register(app: typer.Typer) -> None:
             "--state",
             help="runtime state URL (kill switch, rollout stage; default: beside the store)",
         ),
+        controller: bool = typer.Option(
+            True,
+            "--controller/--no-controller",
+            help="run the rollout controller in this process (guardrails, stages, bandits; "
+            "one process acts per experiment, by lease)",
+        ),
     ) -> None:
         """Serve the OpenAI-compatible gateway (POST /v1/chat/completions) and the API."""
         from abllm.assign.sticky import SelectiveStickyAssigner, StickyAssigner
@@ -57,22 +63,28 @@ def register(app: typer.Typer) -> None:
         from abllm.server import create_app
         from abllm.server import serve as run
         from abllm.server.auth import keys_from_env
-        from abllm.state import StateView, open_state
+        from abllm.state import open_state
+        from abllm.state.startup import CACHE_NAME, start_view
         from abllm.state.sticky import open_sticky
 
         experiments = load_config(config)
         with ExitStack() as opened:  # closed in reverse order, on errors too
             try:
-                event_store = open_store(store)
+                # Start during a store outage: events spool until the store is back.
+                event_store = open_store(store, defer_connect=True)
                 opened.callback(event_store.close)
                 # Runtime state is read from memory on every request; the view follows changes
                 # made by other processes (`abllm kill`, the controller) by push or polling.
                 state_store = open_state(state, store_url=store)
                 opened.callback(state_store.close)
-                # Record each definition (stage 0 of its rollout plan the first time); a running
-                # experiment whose variants changed without a version bump is refused.
-                register_experiments(state_store, experiments.experiments, actor="abllm serve")
-                view = StateView(state_store).start()
+                # Record each definition (stage 0 of its rollout plan the first time; a running
+                # experiment whose variants changed without a version bump is refused), or, with
+                # the backend down, serve the cached state and register once it answers.
+                view = start_view(
+                    state_store,
+                    lambda s: register_experiments(s, experiments.experiments, actor="abllm serve"),
+                    cache_path=spool_dir / CACHE_NAME,
+                )
                 opened.callback(view.close)
                 assigner: StickyAssigner | SelectiveStickyAssigner | None = None
                 if sticky not in ("auto", "always", "never"):
@@ -93,6 +105,18 @@ def register(app: typer.Typer) -> None:
                     settings=GatewaySettings(default_experiment=default_experiment),
                     spool_dir=spool_dir,
                 )
+                if controller:  # analysis runs on its own thread, off the event loop
+                    from abllm.rollout.serving import start_controller
+
+                    loop = start_controller(
+                        state_store, experiments, event_store, actor="abllm serve"
+                    )
+                    opened.callback(loop.close)  # before the stores close: LIFO
+                    app.state.abllm.controller = loop
+                from abllm.cli.reading import announce, withdraw
+
+                # readers of the embedded file (analyze, events export) go through this server
+                opened.callback(withdraw, announce(store, host, port))
             except AbllmError as exc:
                 fail(exc)
             ids = ", ".join(e.id for e in experiments.experiments) or "none"

@@ -204,7 +204,11 @@ class Client:
             from abllm.gateway.measure import exposure_event
 
             trace = trace_id or os.urandom(16).hex()
-            self.emit(exposure_event(exp, a.variant_id, unit_id, trace, str(a.reason)))
+            self.emit(
+                exposure_event(
+                    exp, a.variant_id, unit_id, trace, str(a.reason), a.weights, a.probability
+                )
+            )
         return a
 
     # -- events -------------------------------------------------------------------------------

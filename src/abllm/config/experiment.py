@@ -13,6 +13,7 @@ from pydantic import (
 )
 
 from abllm.config.bandit import BanditConfig
+from abllm.config.eval import EvalConfig
 from abllm.config.llm import LLMConfig
 from abllm.config.metrics import DecisionRule, Metric
 from abllm.config.rollout import Guardrail, RolloutPlan
@@ -50,7 +51,7 @@ class Experiment(BaseModel):
     name: str | None = None
     hypothesis: str | None = None
     owner: str | None = None
-    version: int = Field(default=1, ge=1)
+    version: int = Field(default=1, ge=1, le=2**31 - 1)  # stores keep a 32-bit column
     status: Status = "running"
     start: AwareDatetime | None = None
     end: AwareDatetime | None = None
@@ -79,6 +80,7 @@ class Experiment(BaseModel):
         default=None, description="JSON schema the answer must satisfy, else fallback"
     )
     log_payloads: bool = Field(default=False, description="store redacted prompts and answers")
+    eval: EvalConfig | None = Field(default=None, description="offline replay (abllm eval)")
 
     @model_validator(mode="after")
     def _check_variants(self) -> Experiment:

@@ -91,7 +91,7 @@ class DecisionRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    alpha: float = Field(default=0.05, gt=0, lt=1)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
     power: float = Field(default=0.8, gt=0, lt=1)
     mde: float | None = Field(default=None, gt=0, description="minimum detectable effect")
     mde_type: Literal["relative", "absolute"] = "relative"

@@ -91,6 +91,8 @@ class Guardrail(_Strict):
     ``latency_ms``, ``p50_latency_ms`` / ``p95_latency_ms`` / ``p99_latency_ms``, ``ttft_ms``
     (and its p50/p95/p99), ``cost_per_request``, ``cost_per_success``, ``fallback_rate``,
     ``schema_failure_rate``, ``rating``, ``thumbs_up``, ``retried``, ``abandoned``.
+    ``alpha`` must lie in (0, 0.5), the range the analysis accepts; the bound × arm tests of
+    one experiment share it (Bonferroni, docs/analysis.md "Guardrails").
     ``action``: ``pause`` sends the arm's units to control, ``rollback`` returns to the
     previous stage (pausing the arm at the first stage), ``alert`` only calls the alert hooks.
     """
@@ -102,7 +104,12 @@ class Guardrail(_Strict):
     min_ratio: float | None = Field(default=None, gt=0)
     action: Literal["pause", "rollback", "alert"] = "pause"
     min_units: int = Field(default=100, ge=0)
-    alpha: float = Field(default=0.01, gt=0, lt=1)
+    alpha: float = Field(
+        default=0.01,
+        gt=0,
+        lt=0.5,
+        description="false-alarm rate of the experiment's guardrails together (Bonferroni)",
+    )
 
     @model_validator(mode="after")
     def _has_bound(self) -> Guardrail:

@@ -160,7 +160,8 @@ def detail_body(src: Sources, exp: Experiment) -> str:
             + warnings_section(res)
         )
         parts.append(_section("Health checks", health, "health"))
-    rollout = runtime_section(exp, rt) + plan_section(exp, rt) + actions_hint(exp)
+    plan = plan_section(exp, rt, src.controller(exp.id))
+    rollout = runtime_section(exp, rt) + plan + actions_hint(exp)
     parts.append(_section("Rollout state", rollout, "rollout"))
     try:
         audit, error = src.audit(exp.id), None

@@ -89,8 +89,12 @@ def runtime_section(experiment: Experiment, rt: Runtime) -> str:
     return "<dl class='kv'>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows) + "</dl>"
 
 
-def plan_section(experiment: Experiment, rt: Runtime) -> str:
-    """The rollout plan's stages and winner steps, the current one highlighted."""
+def plan_section(experiment: Experiment, rt: Runtime, controller: str | None = None) -> str:
+    """The rollout plan's stages and winner steps, the current one highlighted.
+
+    ``controller`` is the process holding the experiment's controller lease: "automatic" is
+    only claimed when one runs.
+    """
     plan = experiment.rollout
     if plan is None or (not plan.stages and not plan.winner):
         return ""
@@ -118,11 +122,18 @@ def plan_section(experiment: Experiment, rt: Runtime) -> str:
         cls = " class='current'" if current else ""
         hours = f" for {w.hours:g} h" if w.hours else ""
         items.append(f"<li{cls}><strong>winner</strong>: {w.percent:g}%{hours}</li>")
-    auto = "automatic" if plan.auto_advance else "manual"
-    return (
-        f"<p class='muted'>advance: {auto}; guardrails checked every "
-        f"{plan.check_interval_s:g} s</p><ol class='plan'>{''.join(items)}</ol>"
-    )
+    every = f"guardrails checked every {plan.check_interval_s:g} s"
+    if not plan.auto_advance:
+        auto = f"advance: manual; {every}"
+    elif controller is not None:
+        auto = f"advance: automatic; {every} by the controller in {esc(controller)}"
+    else:
+        auto = (
+            "advance: automatic, but <strong>no controller is running</strong>: nothing "
+            "advances or pauses on its own; start <code>abllm serve</code> (it runs one) or "
+            "<code>abllm rollout run</code>"
+        )
+    return f"<p class='muted'>{auto}</p><ol class='plan'>{''.join(items)}</ol>"
 
 
 def _changes(entry: AuditEntry) -> str:

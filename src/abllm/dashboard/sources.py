@@ -273,6 +273,22 @@ class Sources:
             log.warning("runtime state of %s unreadable: %s", experiment_id, exc)
         return Runtime()
 
+    def controller(self, experiment_id: str) -> str | None:
+        """Who runs the rollout controller for this experiment now (its lease holder), or
+        None when no process does (then nothing advances or pauses on its own)."""
+        from abllm.state import StateStore
+        from abllm.state.lease import controller_lease, leases_for
+
+        for r in self._readers():
+            if isinstance(r, StateStore):
+                try:
+                    info = leases_for(r).holder(controller_lease(experiment_id))
+                except Exception as exc:  # the page says "unknown", never 500
+                    log.warning("controller lease of %s unreadable: %s", experiment_id, exc)
+                    return None
+                return info.holder if info is not None else None
+        return None
+
     def audit(self, experiment_id: str, limit: int = 50) -> list[AuditEntry] | None:
         """The newest audit rows (oldest first), or None when no backend keeps them."""
         for r in self._readers():

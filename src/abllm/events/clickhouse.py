@@ -171,6 +171,12 @@ def _convert(value: Any, ch_type: str) -> Any:
     return value
 
 
+def _clickhouse_connect_errors() -> Any:
+    from clickhouse_connect.driver import exceptions
+
+    return exceptions
+
+
 def _chdb() -> Any:
     try:
         import chdb
@@ -261,9 +267,12 @@ class ClickHouseServerStore(_ClickHouseStore):
             self._client.command(sql)
 
     def _rows(self, sql: str) -> list[tuple[Any, ...]]:
+        unavailable = _clickhouse_connect_errors().OperationalError
         with self._lock:
             try:
                 return [tuple(row) for row in self._client.query(sql).result_rows]
+            except unavailable as exc:  # connection refused, reset or timed out: retry later
+                raise StoreUnavailable(f"ClickHouse query failed: {exc}") from None
             except Exception as exc:
                 raise ValidationError(f"query failed: {exc}") from None
 
@@ -271,8 +280,14 @@ class ClickHouseServerStore(_ClickHouseStore):
         # Column-oriented Python values: clickhouse-connect encodes UUID and DateTime64 itself.
         columns = [table.column(name).to_pylist() for name in COLUMNS]
         columns[0] = [UUID(hex=value) for value in columns[0]]
+        unavailable = _clickhouse_connect_errors().OperationalError
         with self._lock:
-            self._client.insert(TABLE, columns, column_names=list(COLUMNS), column_oriented=True)
+            try:
+                self._client.insert(
+                    TABLE, columns, column_names=list(COLUMNS), column_oriented=True
+                )
+            except unavailable as exc:
+                raise StoreUnavailable(f"ClickHouse write failed: {exc}") from None
 
     def close(self) -> None:
         """Finish queued writes and close the HTTP client."""

@@ -120,10 +120,18 @@ class DuckDBStore:
         return counts
 
     def append(self, events: Sequence[Event]) -> int:
-        """Insert ``events``, ignoring ids already stored; returns the rows added."""
+        """Insert ``events``, ignoring ids already stored; returns the rows added.
+
+        An I/O failure (disk full, file gone) raises ``StoreUnavailable`` (the pipeline spools
+        and retries); a value the engine refuses propagates as it is (the pipeline
+        dead-letters the events responsible).
+        """
         if not events:
             return 0
-        return self._writer.write(to_arrow(events))
+        try:
+            return self._writer.write(to_arrow(events))
+        except _duckdb().IOException as exc:
+            raise StoreUnavailable(f"DuckDB write failed: {exc}") from None
 
     def append_arrow(self, table: Any) -> int:
         """Insert a ``pyarrow.Table`` already in ``COLUMNS`` order (bulk import path)."""
@@ -140,7 +148,8 @@ class DuckDBStore:
     def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Like ``query`` but returns a ``pyarrow.Table`` (for export)."""
         with self._conn.cursor() as cur:
-            return cur.execute(sql, list(params)).fetch_arrow_table()
+            # ``sql().to_arrow_table()``: DuckDB 2 dropped ``fetch_arrow_table`` on results
+            return cur.sql(sql, params=list(params)).to_arrow_table()
 
     def count(self, experiment_id: str | None = None) -> int:
         """Stored events (``event_id`` is the primary key, so every row is distinct)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -16,7 +17,15 @@ from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    field_validator,
+)
 from pydantic import ValidationError as PydanticValidationError
 
 from abllm.errors import LimitExceeded, ValidationError
@@ -50,18 +59,75 @@ WELL_KNOWN_METRICS: tuple[str, ...] = (
 
 
 class EventType(StrEnum):
-    """What happened: a unit saw a variant, an LLM call was made, feedback or an outcome came in."""
+    """What happened: a unit saw a variant, an LLM call was made, feedback or an outcome came in.
+
+    ``eval`` events are offline replay results (``abllm eval``, see docs/eval.md), never
+    traffic: their metrics are named ``score.<scorer>`` so no analysis metric reads them.
+    """
 
     exposure = "exposure"
     llm_call = "llm_call"
     feedback = "feedback"
     outcome = "outcome"
+    eval = "eval"
 
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Key = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+#: Longest id (``experiment_id``, ``unit_id``, ``variant_id``, ``trace_id``), in characters.
+MAX_ID_CHARS = 200
+#: Largest ``experiment_version``: every store keeps it in a signed 32-bit column.
+MAX_EXPERIMENT_VERSION = 2**31 - 1
+#: Largest magnitude of a metric or numeric attribute. Metrics are stored as doubles and analysis
+#: sums their squares: 1e15 keeps integers exact (< 2**53) and a sum of squares over 10**8 events
+#: far from overflow, while any real latency, token count, cost or rating fits many times over.
+MAX_METRIC_ABS = 1e15
+#: Accepted ``ts`` range, ``[MIN_TS, MAX_TS)``: within ClickHouse's ``DateTime64``
+#: (1900-01-01 to 2299-12-31) and numpy's nanosecond ``datetime64`` (up to 2262-04-11).
+MIN_TS = datetime(1900, 1, 1, tzinfo=UTC)
+MAX_TS = datetime(2262, 1, 1, tzinfo=UTC)
+
+#: PostgreSQL text cannot hold NUL and no UTF-8 encoder takes a lone surrogate: such ids would
+#: pass validation and then fail every store write, so they are refused with the field named.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def check_id(value: str, field: str) -> str:
+    """``value`` if it is a storable id (1-200 characters, no NUL); else ``ValidationError``.
+
+    The one rule for every id on every path: event bodies, feedback and the chat ``user``.
+    """
+    if not value:
+        raise ValidationError(f"{field}: must be a non-empty string")
+    if len(value) > MAX_ID_CHARS:
+        raise ValidationError(
+            f"{field}: {len(value)} characters is over the limit of {MAX_ID_CHARS}"
+        )
+    if _UNSTORABLE.search(value) is not None:
+        raise ValidationError(f"{field}: must not contain NUL characters or lone surrogates")
+    return value
+
+
+def _storable(value: str) -> str:
+    if _UNSTORABLE.search(value) is not None:
+        raise ValueError("must not contain NUL characters or lone surrogates")
+    return value
+
+
+Name = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS), AfterValidator(_storable)
+]
+Key = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_storable)]
 MetricValue = bool | int | float | None
 AttrValue = bool | int | float | str | None
+
+
+def _check_number(kind: str, name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    # NaN and inf would poison every mean computed in SQL; huge numbers overflow the columns.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{kind}.{name} must be a finite number, got {value}")
+    if abs(value) > MAX_METRIC_ABS:
+        raise ValueError(f"{kind}.{name} must be at most {MAX_METRIC_ABS:g} in magnitude")
 
 
 def _utcnow() -> datetime:
@@ -95,7 +161,7 @@ class Event(BaseModel):
     ts: datetime = Field(default_factory=_utcnow)
     type: EventType
     experiment_id: Name
-    experiment_version: int = Field(default=1, ge=0)
+    experiment_version: int = Field(default=1, ge=0, le=MAX_EXPERIMENT_VERSION)
     variant_id: Name | None = None
     unit_id: Name
     trace_id: Name | None = None
@@ -105,17 +171,29 @@ class Event(BaseModel):
     @field_validator("ts")
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        try:
+            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00:00+05:00 is before year 1 in UTC
+            raise ValueError("out of range") from None
+        if not MIN_TS <= value < MAX_TS:
+            raise ValueError(f"must be from {MIN_TS:%Y-%m-%d} to before {MAX_TS:%Y-%m-%d} (UTC)")
+        return value
 
     @field_validator("metrics")
     @classmethod
-    def _finite_metrics(cls, value: dict[str, MetricValue]) -> dict[str, MetricValue]:
+    def _bounded_metrics(cls, value: dict[str, MetricValue]) -> dict[str, MetricValue]:
         for name, metric in value.items():
-            # NaN and inf would poison every mean computed in SQL; reject them at the edge.
-            if isinstance(metric, float) and not math.isfinite(metric):
-                raise ValueError(f"metrics.{name} must be a finite number, got {metric}")
+            _check_number("metrics", name, metric)
+        return value
+
+    @field_validator("attrs")
+    @classmethod
+    def _bounded_attrs(cls, value: dict[str, AttrValue]) -> dict[str, AttrValue]:
+        for name, attr in value.items():
+            if isinstance(attr, str):
+                _storable(attr)
+            else:
+                _check_number("attrs", name, attr)
         return value
 
     def size_bytes(self) -> int:
@@ -154,6 +232,28 @@ def _checked_size(event: Event) -> int:
             "(32 KB) per event"
         )
     return size
+
+
+def fit_to_limit(event: Event) -> Event:
+    """``event``, or a copy without its longest text attributes when it is over the limit.
+
+    For events the gateway measured: a prompt and answer logged with ``log_payloads`` can push
+    an ``llm_call`` over ``MAX_EVENT_BYTES``. The measurements matter more than the text, so
+    the longest string attributes are dropped (``attrs.truncated`` records which) until it fits.
+    """
+    if size_bound(event) <= MAX_EVENT_BYTES or event.size_bytes() <= MAX_EVENT_BYTES:
+        return event
+    attrs = dict(event.attrs)
+    lengths = {k: len(v) for k, v in attrs.items() if isinstance(v, str)}
+    texts = sorted(lengths, key=lambda k: -lengths[k])
+    dropped: list[str] = []
+    for key in texts:
+        del attrs[key]
+        dropped.append(key)
+        slim = event.model_copy(update={"attrs": {**attrs, "truncated": ",".join(dropped)}})
+        if slim.size_bytes() <= MAX_EVENT_BYTES:
+            return slim
+    return event
 
 
 def check_event(event: Event) -> Event:
@@ -229,3 +329,39 @@ def parse_batch(data: str | bytes | Sequence[dict[str, Any]]) -> list[Event]:
 
 
 _BATCH: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
+
+
+def unstorable_reason(event: Event) -> str | None:
+    """Why ``event`` cannot be stored, naming the field, or None.
+
+    For events built without validation (the gateway's ``model_construct`` on its hot path,
+    with a unit or trace id taken from a header): the same limits as ``Event`` validation,
+    checked cheaply in the pipeline's flusher thread instead of on the request.
+    """
+    ids = (
+        ("experiment_id", event.experiment_id),
+        ("unit_id", event.unit_id),
+        ("variant_id", event.variant_id),
+        ("trace_id", event.trace_id),
+    )
+    for field, value in ids:
+        if value is None and field in ("variant_id", "trace_id"):
+            continue
+        if not isinstance(value, str):
+            return f"{field}: must be a string"
+        try:
+            check_id(value, field)
+        except ValidationError as exc:
+            return exc.message
+    version = event.experiment_version
+    if not isinstance(version, int) or not 0 <= version <= MAX_EXPERIMENT_VERSION:
+        return f"experiment_version: must be from 0 to {MAX_EXPERIMENT_VERSION}, got {version}"
+    try:
+        for name, metric in event.metrics.items():
+            _check_number("metrics", name, metric)
+        for name, attr in event.attrs.items():
+            _check_number("attrs", name, attr)
+        check_event(event)
+    except (ValueError, ValidationError) as exc:
+        return exc.message if isinstance(exc, ValidationError) else str(exc)
+    return None

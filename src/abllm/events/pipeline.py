@@ -1,30 +1,41 @@
 """The ingestion pipeline: buffer, flush by size and time, acknowledge only when durable.
 
 ``emit`` is the gateway's hot path: it appends to an in-memory buffer and returns. ``submit`` and
-``submit_sync`` return once their events are durable: committed to the store or fsynced to the
-spool. A single flusher thread moves the buffer to the store in batches of up to ``max_batch``
-events; while the store is unreachable it writes batches to the spool instead and keeps retrying,
-replaying the spool oldest first (duplicates are ignored by ``event_id``) before it writes new
-events straight to the store again. Memory is bounded by ``max_buffer`` events and disk by
-``spool_limit_bytes``; beyond either, callers get ``Backpressure`` with ``retry_after``.
+``submit_sync`` return once their events are durable: committed to the store, fsynced to the
+spool, or (refused by the store for their data) fsynced to the dead-letter file. A flusher thread
+moves the buffer to the store in batches of up to ``max_batch`` events; once a write fails with
+``StoreUnavailable`` (an outage, or a store timeout such as a frozen server) it writes batches to
+the spool instead. A replayer thread moves the spool to the store oldest first, retrying every
+``retry_interval_s``; its first success marks the store available again and new events go
+straight to the store while it drains the rest (duplicates are ignored by ``event_id``), so
+ingestion does not slow down while a backlog replays.
+
+Any other write failure is the data's fault (:mod:`abllm.events.delivery`): the events the store
+refuses go to the dead-letter file and the rest flow on. Memory is bounded by ``max_buffer`` events
+and disk by ``spool_limit_bytes``; beyond either, callers get ``Backpressure`` (``retry_after``).
+
+``emit`` acknowledges nothing: its buffered events are best-effort on SIGKILL (docs/events.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from pathlib import Path
 
-from abllm.errors import AbllmError, Backpressure, LimitExceeded
-from abllm.events.models import Event, check_batch, check_event
-from abllm.events.spool import Spool
+from abllm.errors import AbllmError, Backpressure, LimitExceeded, StoreUnavailable
+from abllm.events.deadletter import DeadLetters
+from abllm.events.delivery import Delivery
+from abllm.events.models import Event, check_batch
+from abllm.events.spool import Spool, SpoolRecord
 from abllm.events.store import EventStore
 
 log = logging.getLogger("abllm.events")
@@ -41,8 +52,13 @@ class PipelineStats:
     spooled: int  # written to the spool because the store failed
     replayed: int  # moved from the spool to the store
     rejected: int  # refused: invalid, over a limit, or back-pressure
+    dead_lettered: int  # refused by the store for their data, kept in the dead-letter file
     buffered: int  # gauge: waiting in memory
     spool_bytes: int  # gauge: waiting on disk
+    spool_limit_bytes: int
+    spool_full: bool  # the last spool append was refused for lack of room
+    replay_lag_s: float  # gauge: age of the oldest spooled batch still waiting (0 when none)
+    dead_letters: int  # gauge: lines in the dead-letter file, earlier runs included
     store_errors: int  # failed store writes
     store_available: bool
 
@@ -64,9 +80,6 @@ class EventPipeline:
     The pipeline does not close the store it was given.
     """
 
-    #: Spool records replayed per flusher turn, so new submissions are not starved meanwhile.
-    REPLAY_RECORDS_PER_TURN = 16
-
     def __init__(
         self,
         store: EventStore,
@@ -83,6 +96,8 @@ class EventPipeline:
         self.max_buffer = max_buffer
         self.retry_interval_s = retry_interval_s
         self.spool = Spool(Path(spool_dir), limit_bytes=spool_limit_bytes)
+        self.dead_letters = DeadLetters(Path(spool_dir))
+        self._delivery = Delivery(store, self.dead_letters)
         self._cond = threading.Condition()
         self._pending: deque[_Pending] = deque()
         self._buffered = 0
@@ -93,20 +108,30 @@ class EventPipeline:
         self._closing = False
         self._store_ok = True
         self._next_retry = 0.0
-        self._counts = {"queued": 0, "stored": 0, "spooled": 0, "replayed": 0, "rejected": 0}
+        self._counts = {
+            "queued": 0,
+            "stored": 0,
+            "spooled": 0,
+            "replayed": 0,
+            "rejected": 0,
+        }
         self._store_errors = 0
+        self._spool_full = False
         self._thread = threading.Thread(target=self._run, name="abllm-events-flusher", daemon=True)
         self._thread.start()
+        self._replayer = threading.Thread(
+            target=self._replay_loop, name="abllm-events-replayer", daemon=True
+        )
+        self._replayer.start()
 
     # -- producers ---------------------------------------------------------------------------
 
     def emit(self, event: Event) -> None:
-        """Buffer one event without waiting for I/O; ``Backpressure`` when the buffer is full."""
-        try:
-            check_event(event)
-        except LimitExceeded:
-            self._count("rejected", 1)
-            raise
+        """Buffer one event without waiting for I/O; ``Backpressure`` when the buffer is full.
+
+        The event is screened in the flusher thread (``unstorable_reason``): one the stores
+        cannot take goes to the dead-letter file, so the caller's request never fails for it.
+        """
         self._enqueue([event], None)
 
     def submit_sync(self, events: Sequence[Event], timeout: float | None = None) -> None:
@@ -202,6 +227,7 @@ class EventPipeline:
             self._closing = True
             self._cond.notify()
         self._thread.join(timeout)
+        self._replayer.join(timeout)
         self.spool.close()
 
     @property
@@ -210,8 +236,13 @@ class EventPipeline:
         with self._cond:
             return PipelineStats(
                 **self._counts,
+                dead_lettered=self._delivery.dead_lettered,
                 buffered=self._buffered,
                 spool_bytes=self.spool.pending_bytes,
+                spool_limit_bytes=self.spool.limit_bytes,
+                spool_full=self._spool_full,
+                replay_lag_s=self.spool.replay_lag_s,
+                dead_letters=self.dead_letters.count,
                 store_errors=self._store_errors,
                 store_available=self._store_ok,
             )
@@ -225,15 +256,10 @@ class EventPipeline:
             while True:
                 if self._closing and not self._pending:
                     return None
-                spool_due = not self.spool.is_empty() and time.monotonic() >= self._next_retry
                 urgent = self._waiters > 0 or self._buffered >= self.max_batch or self._closing
                 if self._pending and (urgent or time.monotonic() >= deadline):
                     break
-                if spool_due:
-                    return []
                 wait = deadline - time.monotonic() if self._pending else self.flush_interval_s
-                if not self.spool.is_empty():
-                    wait = min(wait, max(0.0, self._next_retry - time.monotonic()))
                 self._cond.wait(max(wait, 0.001))
             taken: list[_Pending] = []
             size = 0
@@ -251,15 +277,9 @@ class EventPipeline:
             taken = self._take()
             if taken is None:
                 return
-            try:
-                self._replay()
-            except Exception as exc:  # e.g. an unreadable spool: keep serving, retry later
-                log.exception("event spool replay failed")
-                self._store_failed(exc)
             retry: list[_Pending] = []
             try:
-                if taken:
-                    retry = self._write(taken)
+                retry = self._write(taken)
             except Exception as exc:  # never leave a submitter waiting forever
                 log.exception("event flush failed")
                 error = Backpressure(f"event pipeline error: {exc}", retry_after=1.0)
@@ -278,12 +298,20 @@ class EventPipeline:
 
     def _write(self, taken: list[_Pending]) -> list[_Pending]:
         """Store or spool ``taken``; return the emitted entries that must wait for space."""
-        events = [event for entry in taken for event in entry.events]
-        store_due = self._store_ok or time.monotonic() >= self._next_retry
-        if store_due and self.spool.is_empty():
+        events = self._delivery.screen([event for entry in taken for event in entry.events])
+        if not events:  # all dead-lettered
+            _resolve(taken, None)
+            return []
+        with self._cond:
+            # While the store is down the replayer probes it; the flusher probes only when
+            # nothing is spooled (then no replay would ever notice the store is back).
+            store_due = self._store_ok or (
+                self.spool.is_empty() and time.monotonic() >= self._next_retry
+            )
+        if store_due:
             try:
-                self.store.append(events)
-            except Exception as exc:  # any store failure: keep the events, durably, in the spool
+                self._delivery.store_all(events)
+            except StoreUnavailable as exc:  # keep the events, durably, in the spool
                 self._store_failed(exc)
             else:
                 with self._cond:
@@ -294,6 +322,7 @@ class EventPipeline:
         try:
             self.spool.append(events)
         except (Backpressure, OSError) as exc:
+            self._spool_full = isinstance(exc, Backpressure)
             error = (
                 exc
                 if isinstance(exc, Backpressure)
@@ -311,6 +340,9 @@ class EventPipeline:
                 return []
             return emitted
         self._count("spooled", len(events))
+        with self._cond:
+            self._spool_full = False
+            self._cond.notify_all()  # wake the replayer
         _resolve(taken, None)
         return []
 
@@ -322,33 +354,68 @@ class EventPipeline:
             self._store_ok = False
             self._next_retry = time.monotonic() + self.retry_interval_s
 
-    def _replay(self) -> None:
-        """Move spooled batches to the store, oldest first, while the store accepts them."""
-        if self.spool.is_empty() or time.monotonic() < self._next_retry:
-            return
-        for _ in range(self.REPLAY_RECORDS_PER_TURN):
-            record = self.spool.peek()
-            if record is None:
-                break
-            try:
-                self.store.append(record.events)
-            except Exception as exc:
-                self._store_failed(exc)
-                return
-            self.spool.mark_replayed(record)
-            self._count("replayed", len(record.events))
+    # -- the replayer thread -----------------------------------------------------------------
+
+    def _replay_loop(self) -> None:
+        """Move spooled batches to the store, oldest first, whenever the store accepts them."""
+        while True:
             with self._cond:
-                self._cond.notify_all()
+                while True:
+                    if self._closing:
+                        return
+                    if not self.spool.is_empty():
+                        wait = self._next_retry - time.monotonic()
+                        if wait <= 0:
+                            break
+                    else:
+                        wait = 1.0
+                    self._cond.wait(min(wait, 1.0))
+            live_before = self._seq_in
+            started = time.monotonic()
+            try:
+                self._replay_one()
+            except Exception as exc:  # e.g. an unreadable spool: keep serving, retry later
+                log.exception("event spool replay failed")
+                self._store_failed(exc)
+            if self._seq_in != live_before:
+                # Live traffic arrived meanwhile: leave the store to it for as long again, so
+                # ingestion keeps at least half of the store's time while a backlog drains.
+                self._pause(time.monotonic() - started)
+
+    def _pause(self, seconds: float) -> None:
         with self._cond:
-            if not self._store_ok and self.spool.is_empty():
-                log.warning("event store is back; spool replayed")
+            deadline = time.monotonic() + seconds
+            while not self._closing and (left := deadline - time.monotonic()) > 0:
+                self._cond.wait(left)
+
+    def _replay_one(self) -> None:
+        record: SpoolRecord | None = self.spool.peek()
+        if record is None:
+            return
+        events = self._delivery.screen(record.events)
+        try:
+            self._delivery.store_all(events)
+        except StoreUnavailable as exc:
+            self._store_failed(exc)
+            return
+        if record.invalid:
+            self._delivery.set_aside(record.invalid)
+        self.spool.mark_replayed(record)
+        self._count("replayed", len(record.events))
+        with self._cond:
+            self._spool_full = False  # room again
+            if not self._store_ok:
+                log.warning("event store is back; replaying the spool")
             self._store_ok = True
+            self._cond.notify_all()
 
 
 def _resolve(taken: Iterable[_Pending], error: AbllmError | None) -> None:
     for entry in taken:
         if entry.future is not None and not entry.future.done():
-            if error is None:
-                entry.future.set_result(None)
-            else:
-                entry.future.set_exception(error)
+            # A caller whose bounded wait ran out cancels its future, maybe just now.
+            with contextlib.suppress(InvalidStateError):
+                if error is None:
+                    entry.future.set_result(None)
+                else:
+                    entry.future.set_exception(error)

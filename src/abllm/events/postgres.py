@@ -5,12 +5,28 @@ table followed by ``INSERT ... SELECT DISTINCT ON (event_id) ... ON CONFLICT DO 
 the write idempotent at COPY speed. Groups of batches queued behind a commit share one
 transaction (see ``writer``). The URL may carry ``?schema=NAME`` to keep the tables in their own
 schema (created if missing); other query parameters go to libpq.
+
+Every write and query runs under a client-side deadline: a server that stops answering (frozen,
+a network partition that drops nothing, a lock wait) would otherwise block a thread for as long as
+it lasts, since the kernel keeps acknowledging the socket and neither ``statement_timeout`` nor TCP
+keepalives fire. When the deadline passes, the connection's socket is shut down, the call fails
+with ``StoreUnavailable`` and the pipeline spools. Errors are classified by SQLSTATE: data
+exceptions (class 22) and integrity violations (class 23), and values the driver cannot encode,
+are the data's fault and propagate as they are (the pipeline dead-letters those events); anything
+else means the store is unavailable right now and is retried.
+
+``defer_connect=True`` opens the store while the server is down (``abllm serve`` during an
+outage): the schema is created on the first successful connection.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from uuid import UUID
@@ -60,6 +76,10 @@ _COPY_TYPES = (
     + ["text", "text"]
 )
 _MIGRATION_LOCK = 0x61626C6C6D  # pg_advisory_xact_lock key: one migrator at a time
+#: SQLSTATE classes caused by the data written: data exception, integrity constraint violation.
+_DATA_ERROR_CLASSES = ("22", "23")
+
+log = logging.getLogger("abllm.events")
 
 
 #: A batch for the writer: ids as UUID objects (binary COPY) and the other columns.
@@ -93,23 +113,81 @@ def _split_url(url: str) -> tuple[str, str | None]:
     return urlunsplit(parts._replace(query=rest)), schema
 
 
+def _shutdown_socket(conn: Any) -> None:
+    """Make the call blocked on ``conn`` fail now (another thread may be inside libpq)."""
+    with contextlib.suppress(Exception):
+        dup = socket.socket(fileno=os.dup(conn.pgconn.socket))
+        try:
+            dup.shutdown(socket.SHUT_RDWR)  # acts on the socket itself, not just this fd
+        finally:
+            dup.close()
+
+
+@contextlib.contextmanager
+def _deadline(conn: Any, seconds: float) -> Iterator[threading.Event]:
+    """Shut ``conn``'s socket down if the block still runs after ``seconds``; the yielded
+    event tells whether that happened (so the error can say "timed out")."""
+    fired = threading.Event()
+
+    def expire() -> None:
+        fired.set()
+        _shutdown_socket(conn)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield fired
+    finally:
+        timer.cancel()
+
+
 class PostgresStore:
-    """``EventStore`` on PostgreSQL; see the module docstring for the write path."""
+    """``EventStore`` on PostgreSQL; see the module docstring for the write path and timeouts."""
 
     dialect = "postgres"
     events_relation = TABLE
 
-    def __init__(self, url: str, connect_timeout_s: float = 3.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        connect_timeout_s: float = 3.0,
+        write_timeout_s: float = 3.0,
+        query_timeout_s: float = 30.0,
+        *,
+        defer_connect: bool = False,
+    ) -> None:
         self._psycopg = _psycopg()
         self._dsn, self.schema = _split_url(url)
         self._timeout = connect_timeout_s
+        self.write_timeout_s = write_timeout_s
+        self.query_timeout_s = query_timeout_s
         self._write_conn: Any = None
         self._read_conn: Any = None
         self._read_lock = threading.Lock()
-        self._migrate()
+        self._migrate_lock = threading.Lock()
+        self._migrated = False
+        try:
+            self._ensure_migrated()
+        except StoreUnavailable as exc:
+            if not defer_connect:
+                raise
+            log.warning("PostgreSQL is unavailable; connecting on first use: %s", exc.message)
         self._writer: SingleWriter[_Batch] = SingleWriter("postgres", self._write_group)
 
+    def _ensure_migrated(self) -> None:
+        if self._migrated:
+            return
+        with self._migrate_lock:
+            if not self._migrated:
+                self._migrate()
+                self._migrated = True
+
     def _connect(self) -> Any:
+        self._ensure_migrated()
+        return self._open()
+
+    def _open(self) -> Any:
         try:
             conn = self._psycopg.connect(self._dsn, connect_timeout=max(1, int(self._timeout)))
         except self._psycopg.OperationalError as exc:
@@ -122,7 +200,7 @@ class PostgresStore:
         return conn
 
     def _migrate(self) -> None:
-        conn = self._connect()
+        conn = self._open()
         try:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", [_MIGRATION_LOCK])
@@ -161,27 +239,41 @@ class PostgresStore:
         conn = self._write_conn
         if conn is None or conn.closed or conn.broken:
             conn = self._write_conn = self._connect()
-            conn.execute(_CREATE_STAGING)
-            conn.commit()
+            with _deadline(conn, self.write_timeout_s):
+                conn.execute(_CREATE_STAGING)
+                conn.commit()
         unique_violation = self._psycopg.errors.UniqueViolation
-        try:
-            counts: list[int] = []
-            with conn.transaction(), conn.cursor() as cur:
-                for batch in batches:
-                    try:
-                        with conn.transaction():  # a savepoint
-                            _copy(cur, _COPY_DIRECT, batch)
-                        counts.append(len(batch[0]))
-                    except unique_violation:
-                        _copy(cur, _COPY_STAGING, batch)
-                        cur.execute(_INSERT_DEDUP)
-                        counts.append(max(cur.rowcount, 0))
-                        cur.execute(f"TRUNCATE {_STAGING}")
-            return counts
-        except self._psycopg.OperationalError as exc:
-            conn.close()
-            self._write_conn = None
-            raise StoreUnavailable(f"PostgreSQL write failed: {exc}".strip()) from None
+        with _deadline(conn, self.write_timeout_s) as timed_out:
+            try:
+                counts: list[int] = []
+                with conn.transaction(), conn.cursor() as cur:
+                    for batch in batches:
+                        try:
+                            with conn.transaction():  # a savepoint
+                                _copy(cur, _COPY_DIRECT, batch)
+                            counts.append(len(batch[0]))
+                        except unique_violation:
+                            _copy(cur, _COPY_STAGING, batch)
+                            cur.execute(_INSERT_DEDUP)
+                            counts.append(max(cur.rowcount, 0))
+                            cur.execute(f"TRUNCATE {_STAGING}")
+                return counts
+            except self._psycopg.Error as exc:
+                if not timed_out.is_set() and self._is_data_error(exc):
+                    raise  # the pipeline sets the events responsible aside
+                conn.close()
+                self._write_conn = None
+                if timed_out.is_set():
+                    raise StoreUnavailable(
+                        f"PostgreSQL write timed out after {self.write_timeout_s:g} s"
+                    ) from None
+                raise StoreUnavailable(f"PostgreSQL write failed: {exc}".strip()) from None
+
+    def _is_data_error(self, exc: Any) -> bool:
+        state = exc.sqlstate
+        if state is None:  # raised by the driver itself, e.g. a NUL it cannot send
+            return isinstance(exc, self._psycopg.DataError)
+        return str(state)[:2] in _DATA_ERROR_CLASSES
 
     def append(self, events: Sequence[Event]) -> int:
         """COPY ``events`` in and keep the ones whose ``event_id`` is new; returns rows added."""
@@ -201,11 +293,16 @@ class PostgresStore:
                     conn = self._read_conn = self._connect()
                     conn.autocommit = True
                 try:
-                    cur = conn.execute(translate_qmark(sql), list(params))
-                    return [tuple(row) for row in cur.fetchall()] if cur.description else []
+                    with _deadline(conn, self.query_timeout_s) as timed_out:
+                        cur = conn.execute(translate_qmark(sql), list(params))
+                        return [tuple(row) for row in cur.fetchall()] if cur.description else []
                 except psycopg.OperationalError as exc:
                     conn.close()
                     self._read_conn = None
+                    if timed_out.is_set():
+                        raise StoreUnavailable(
+                            f"PostgreSQL query timed out after {self.query_timeout_s:g} s"
+                        ) from None
                     if attempt == 2:
                         raise StoreUnavailable(f"PostgreSQL query failed: {exc}".strip()) from None
                 except psycopg.Error as exc:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from abllm.errors import ValidationError
 from abllm.events.models import Event
+from abllm.storeurl import MEMORY, parse_url
 
 DEFAULT_STORE_URL = "duckdb:///./abllm-data/events.duckdb"
 STORE_ENV = "ABLLM_STORE"
@@ -65,17 +65,15 @@ def resolve_store_url(url: str | None) -> str:
 
 
 def _path_of(url: str, scheme: str) -> str:
-    """``duckdb:///./rel`` -> ``./rel``; ``duckdb:///abs`` -> ``/abs``; ``:memory:`` kept."""
-    rest = url[len(scheme) + 3 :]
-    if rest.startswith(("/./", "/../", "/~", "/:memory:")):
-        rest = rest[1:]
-    if rest in ("", ":memory:"):
-        return ":memory:"
-    return str(Path(rest).expanduser())
+    """The file a ``scheme://`` URL names (see :mod:`abllm.storeurl`, the one parser)."""
+    return parse_url(url, scheme).path or MEMORY
 
 
-def open_store(url: str | None = None) -> EventStore:
+def open_store(url: str | None = None, *, defer_connect: bool = False) -> EventStore:
     """Open the store named by ``url`` (see the module docs for the URL forms).
+
+    ``defer_connect=True`` opens a PostgreSQL store even while its server is down (it connects
+    and creates its tables on first use), so a server can start during an outage and spool.
 
     - ``duckdb:///path/file.duckdb``, ``duckdb:///:memory:`` or a bare file path: embedded DuckDB
     - ``postgresql://user@host:port/db``: PostgreSQL (extra ``postgres``)
@@ -85,8 +83,7 @@ def open_store(url: str | None = None) -> EventStore:
     url = resolve_store_url(url)
     scheme, sep, _ = url.partition("://")
     if not sep:
-        scheme = "duckdb"
-        url = f"duckdb:///{url}" if not url.startswith("/") else f"duckdb://{url}"
+        scheme, url = "duckdb", parse_url(url, "duckdb").url
     if scheme == "duckdb":
         from abllm.events.embedded import DuckDBStore
 
@@ -94,12 +91,11 @@ def open_store(url: str | None = None) -> EventStore:
     if scheme in ("postgresql", "postgres"):
         from abllm.events.postgres import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, defer_connect=defer_connect)
     if scheme == "chdb":
         from abllm.events.clickhouse import ChdbStore
 
-        path = _path_of(url, "chdb") if url != "chdb://" else ":memory:"
-        return ChdbStore(path)
+        return ChdbStore(_path_of(url, "chdb"))
     if scheme in ("clickhouse", "clickhouses"):
         from abllm.events.clickhouse import ClickHouseServerStore
 

@@ -129,7 +129,11 @@ class Gateway:
                 if len(self._exposed) >= self.settings.exposure_cache_size:
                     self._exposed.clear()
                 self._exposed.add(key)
-                self.emit(exposure_event(exp, a.variant_id, unit, trace_id, routed.reason))
+                self.emit(
+                    exposure_event(
+                        exp, a.variant_id, unit, trace_id, routed.reason, a.weights, a.probability
+                    )
+                )
         return routed
 
     def assignment(self, exp: Experiment, unit_id: str) -> Assignment:

@@ -115,9 +115,24 @@ def _event(**fields: Any) -> Event:
 
 
 def exposure_event(
-    exp: Experiment, variant_id: str | None, unit_id: str, trace_id: str, reason: str
+    exp: Experiment,
+    variant_id: str | None,
+    unit_id: str,
+    trace_id: str,
+    reason: str,
+    weights: tuple[float, ...] | None = None,
+    probability: float | None = None,
 ) -> Event:
-    """The unit's exposure to its variant (None for a unit in the holdback)."""
+    """The unit's exposure to its variant (None for a unit in the holdback).
+
+    ``weights``/``probability`` (``Assignment``) are recorded as ``attrs.assign_weights`` and
+    ``attrs.assign_p`` so SRM and adaptive estimates use what was served (docs/analysis.md).
+    """
+    attrs: dict[str, str | float] = {"reason": reason}
+    if weights is not None:
+        attrs["assign_weights"] = encode_weights(weights)
+    if probability is not None:
+        attrs["assign_p"] = probability
     return _event(
         type=EventType.exposure,
         experiment_id=exp.id,
@@ -126,8 +141,13 @@ def exposure_event(
         unit_id=pseudonymous_id(unit_id),
         trace_id=trace_id,
         metrics={},
-        attrs={"reason": reason},
+        attrs=attrs,
     )
+
+
+def encode_weights(weights: tuple[float, ...]) -> str:
+    """``attrs.assign_weights``: comma-separated, in the experiment's variant order."""
+    return ",".join(f"{w:.12g}" for w in weights)
 
 
 def llm_call_event(

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from abllm.errors import ValidationError
+from abllm.events.models import check_id
 
 #: Body keys the gateway reads or sets itself; everything else passes through in ``params``.
 CONTROLLED_KEYS = frozenset(
@@ -111,6 +112,11 @@ def parse_chat_call(raw: bytes) -> ChatCall:
     user = body.get("user")
     if user is not None and not isinstance(user, str):
         raise BadRequest("user: must be a string", "user")
+    if user:  # the unit id of the request's events: the same limits as on /v1/events
+        try:
+            check_id(user, "user")
+        except ValidationError as exc:
+            raise BadRequest(exc.message, "user") from None
     max_tokens = body.get("max_tokens")
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int)):
         raise BadRequest("max_tokens: must be an integer", "max_tokens")

@@ -14,6 +14,8 @@ with the same request always gets the same answer and timings):
   (``finish_reason: length``);
 - streaming: one chunk per 20 ms of decoding at ``tokens_per_s`` (so faster models send fewer,
   larger chunks), spread evenly between the first token and the total latency;
+- answers are grounded in the question and judge requests are graded by the words of the
+  answer, both by ``quality`` (see :mod:`abllm.providers.sim_grading`);
 - errors: with probability ``error_rate`` per attempt (drawn with the attempt number mixed in, so
   a retry can succeed), 3 of 4 are ``upstream_5xx`` and 1 of 4 ``rate_limited``; a simulated
   latency over the timeout budget raises ``timeout``.
@@ -38,6 +40,7 @@ from typing import Any, TypedDict
 from abllm.config.llm import LLMConfig, SimProfile
 from abllm.errors import ProviderError
 from abllm.providers.base import ChatRequest, ChatResponse, StreamChunk
+from abllm.providers.sim_grading import grade, ground, last_user_text
 
 _VOCAB = (
     "the key point is that results improve when teams measure each change carefully and ship "
@@ -139,8 +142,12 @@ def plan(req: ChatRequest, llm: LLMConfig, timeout_s: float | None = None) -> Si
     if req.max_tokens is not None and tokens > req.max_tokens:
         tokens, finish = req.max_tokens, "length"
     words = [rng.choice(_WORDS) for _ in range(tokens)]
+    words = ground(words, last_user_text(req.messages), profile.quality, seed)
     schema = _wants_json(req.params)
-    if schema is not None:
+    graded = grade(req.messages, req.params)
+    if graded is not None:
+        text = graded
+    elif schema is not None:
         text = json.dumps(_instance(schema, words))
     else:
         words[0] = words[0].capitalize()

@@ -1,8 +1,9 @@
 """Rollouts: stages, guardrails and the controller that moves traffic while watching them.
 
 ``policy`` is pure (state + live results + guardrails + plan + now -> decision); the
-``controller`` applies its decisions on a schedule; ``actions`` are the hand-driven operations
-(kill, resume, advance, rollback) the CLI and admin API share.
+``controller`` applies its decisions under a lease, ``loop`` schedules it (inside
+``abllm serve`` or ``abllm rollout run``), ``reweight`` moves bandit weights; ``actions``
+are the hand-driven operations (kill, resume, advance, rollback) the CLI and admin API share.
 """
 
 from abllm.rollout.actions import (
@@ -17,6 +18,7 @@ from abllm.rollout.actions import (
 from abllm.rollout.alerts import Alert, AlertHook, LogAlert, WebhookAlert
 from abllm.rollout.controller import Outcome, RolloutController
 from abllm.rollout.live import AnalysisResults, ResultsSource, live_from_result
+from abllm.rollout.loop import ControllerLoop
 from abllm.rollout.policy import Decision, decide, gate_failures
 from abllm.rollout.results import GuardrailCheck, LiveResults
 from abllm.rollout.serving import ServingState, open_serving_state
@@ -26,6 +28,7 @@ __all__ = [
     "Alert",
     "AlertHook",
     "AnalysisResults",
+    "ControllerLoop",
     "Decision",
     "GuardrailCheck",
     "LiveResults",

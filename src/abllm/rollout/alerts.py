@@ -27,7 +27,9 @@ class Alert:
     """Something people should know: a guardrail paused an arm, a stage rolled back …"""
 
     experiment_id: str
-    kind: str  # pause_variant | rollback | alert | advance | start_winner | complete
+    # pause_variant | rollback | alert | advance | start_winner | complete; eval_drift and
+    # eval_failed come from scheduled eval replays (abllm.eval.schedule)
+    kind: str
     message: str
     ts: datetime
     state_version: int | None = None

@@ -1,9 +1,12 @@
 """The rollout controller: on a schedule, evaluate guardrails on live results and act.
 
-Each tick, for every running experiment: read its state, get live results (the analysis over
-the event store), ask the pure policy what to do, store the decision (one audit row) and call
-the alert hooks. The write is conditional on the state not having changed since it was read,
-so a human's kill or rollback between read and write always wins over the controller.
+Each tick, for every running experiment with a plan, guardrails or a bandit, if this process
+holds the experiment's lease (:mod:`abllm.state.lease`): read its state, get live results (the
+analysis over the event store), ask the pure policy what to do, store the decision (one audit
+row) and call the alert hooks; when the policy leaves the state alone, a bandit experiment gets
+its new weights (:mod:`abllm.rollout.reweight`). The write is conditional on the state not
+having changed since it was read, so a human's kill or rollback between read and write always
+wins over the controller.
 
 The clock is injected (``clock``), so a simulation drives days of rollout in milliseconds.
 """
@@ -11,7 +14,8 @@ The clock is injected (``clock``), so a simulation drives days of rollout in mil
 from __future__ import annotations
 
 import logging
-import threading
+import os
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,11 +26,31 @@ from abllm.rollout.actions import register_experiments
 from abllm.rollout.alerts import Alert, AlertHook, LogAlert, WebhookAlert
 from abllm.rollout.live import ResultsSource
 from abllm.rollout.policy import Decision, decide
-from abllm.rollout.results import GuardrailCheck
+from abllm.rollout.results import GuardrailCheck, LiveResults
 from abllm.rollout.stages import plan_of
 from abllm.state import ExperimentState, StateStore, Transition, utcnow
+from abllm.state.lease import Leases
+from abllm.state.lease import controller_lease as lease_name
 
 log = logging.getLogger("abllm.rollout")
+
+
+def default_holder() -> str:
+    """This process's name in leases: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def watched(experiment: Experiment) -> bool:
+    """Whether the controller has anything to do for ``experiment``."""
+    return bool(experiment.rollout or experiment.guardrails or experiment.bandit)
+
+
+def check_interval(experiment: Experiment) -> float:
+    """``rollout.check_interval_s``, or the bandit's ``update_every_s`` when shorter."""
+    interval = plan_of(experiment).check_interval_s
+    if experiment.bandit is not None:
+        interval = min(interval, experiment.bandit.update_every_s)
+    return interval
 
 
 @dataclass(frozen=True)
@@ -42,13 +66,15 @@ class Outcome:
 
 @dataclass
 class RolloutController:
-    """Evaluates guardrails and moves stages for ``experiments`` every ``interval_s``.
+    """Evaluates guardrails, moves stages and updates bandit weights for ``experiments``.
 
-    Example::
+    With ``leases`` (the state backend's, :func:`abllm.state.lease.leases_for`) an experiment
+    is only evaluated by the process holding its lease, so many ``abllm serve`` processes on one
+    state backend act once. Example::
 
         controller = RolloutController(state_store, experiments, AnalysisResults(events))
         controller.register()            # refuses live experiments whose variants changed
-        controller.start()               # background thread; or call tick() yourself
+        ControllerLoop(controller).start()   # background thread; or call tick() yourself
     """
 
     store: StateStore
@@ -58,17 +84,35 @@ class RolloutController:
     clock: Callable[[], datetime] = utcnow
     actor: str = "controller"
     interval_s: float | None = None
+    #: Called as ``task(now, fire)`` on every pass, e.g. scheduled eval replays
+    #: (``abllm.eval.schedule.EvalScheduler.tick``); ``fire`` sends an alert through the hooks.
+    side_tasks: Sequence[Callable[[datetime, Callable[[Alert], None]], None]] = ()
+    leases: Leases | None = None
+    holder: str = field(default_factory=default_holder)
     _alerted: set[tuple[str, int, str, str]] = field(default_factory=set, init=False)
-    _stop: threading.Event = field(default_factory=threading.Event, init=False)
-    _thread: threading.Thread | None = field(default=None, init=False)
     _webhooks: dict[str, WebhookAlert] = field(default_factory=dict, init=False)
+    _reweighted: dict[str, datetime] = field(default_factory=dict, init=False)
+    _held: set[str] = field(default_factory=set, init=False)
+
+    @property
+    def watched(self) -> list[Experiment]:
+        """Running experiments with something to act on: a plan, guardrails or a bandit."""
+        return [e for e in self.experiments if e.status == "running" and watched(e)]
+
+    def interval_of(self, experiment: Experiment) -> float:
+        """Seconds between checks of ``experiment`` (``interval_s`` overrides every one)."""
+        if self.interval_s is not None:
+            return self.interval_s
+        return check_interval(experiment)
 
     @property
     def interval(self) -> float:
-        """Seconds between ticks: ``interval_s``, else the shortest plan ``check_interval_s``."""
-        if self.interval_s is not None:
-            return self.interval_s
-        return min((plan_of(e).check_interval_s for e in self.experiments), default=60.0)
+        """The shortest interval of the watched experiments (60 s when none)."""
+        return min((self.interval_of(e) for e in self.watched), default=60.0)
+
+    def lease_ttl(self, experiment: Experiment) -> float:
+        """How long a lease lasts unrenewed: three missed checks, at least 5 s."""
+        return max(3 * self.interval_of(experiment), 5.0)
 
     def register(self) -> dict[str, ExperimentState]:
         """Record every definition (Conflict when a live experiment's variants changed)."""
@@ -77,21 +121,63 @@ class RolloutController:
         )
 
     def tick(self, now: datetime | None = None) -> list[Outcome]:
-        """One evaluation of every running experiment; never raises for one experiment."""
+        """One evaluation of every watched experiment; never raises for one experiment."""
         now = now or self.clock()
-        outcomes = []
-        for experiment in self.experiments:
-            if experiment.status != "running":
-                continue
-            try:
-                outcomes.append(self._tick_one(experiment, now))
-            except AbllmError as exc:
-                log.warning("rollout tick for %s failed: %s", experiment.id, exc.message)
-                outcomes.append(Outcome(experiment.id, Decision("none"), False, error=exc.message))
-            except Exception as exc:  # one broken experiment must not stop the others
-                log.exception("rollout tick for %s failed", experiment.id)
-                outcomes.append(Outcome(experiment.id, Decision("none"), False, error=str(exc)))
+        outcomes = [self.tick_experiment(e, now) for e in self.watched]
+        self.run_side_tasks(now)
         return outcomes
+
+    def run_side_tasks(self, now: datetime | None = None) -> None:
+        """Run every ``side_tasks`` entry once; a broken one never stops the controller."""
+        now = now or self.clock()
+        for task in self.side_tasks:
+            try:
+                task(now, self._fire)
+            except Exception:
+                log.exception("controller side task %r failed", task)
+
+    def tick_experiment(self, experiment: Experiment, now: datetime | None = None) -> Outcome:
+        """Evaluate one experiment if this process holds (or takes) its lease."""
+        now = now or self.clock()
+        try:
+            if not self._lease(experiment):
+                return Outcome(
+                    experiment.id, Decision("none", reason="lease held elsewhere"), False
+                )
+            return self._tick_one(experiment, now)
+        except AbllmError as exc:
+            log.warning("rollout tick for %s failed: %s", experiment.id, exc.message)
+            return Outcome(experiment.id, Decision("none"), False, error=exc.message)
+        except Exception as exc:  # one broken experiment must not stop the others
+            log.exception("rollout tick for %s failed", experiment.id)
+            return Outcome(experiment.id, Decision("none"), False, error=str(exc))
+
+    def holds(self, experiment_id: str) -> bool:
+        """Whether this process held ``experiment_id``'s lease at its last check."""
+        return self.leases is None or experiment_id in self._held
+
+    def _lease(self, experiment: Experiment) -> bool:
+        if self.leases is None:
+            return True
+        name = lease_name(experiment.id)
+        if self.leases.acquire(name, self.holder, self.lease_ttl(experiment)):
+            if experiment.id not in self._held:
+                log.info("controller %s took the lease of %s", self.holder, experiment.id)
+            self._held.add(experiment.id)
+            return True
+        self._held.discard(experiment.id)
+        return False
+
+    def release(self) -> None:
+        """Give up every lease this process holds (a clean shutdown hands over at once)."""
+        if self.leases is None:
+            return
+        for experiment_id in sorted(self._held):
+            try:
+                self.leases.release(lease_name(experiment_id), self.holder)
+            except AbllmError as exc:
+                log.warning("releasing the lease of %s failed: %s", experiment_id, exc.message)
+        self._held.clear()
 
     def _tick_one(self, experiment: Experiment, now: datetime) -> Outcome:
         state = self.store.get(experiment.id)
@@ -101,31 +187,59 @@ class RolloutController:
             assert state is not None
         if state.killed or state.paused or state.status in ("paused", "stopped", "completed"):
             return Outcome(experiment.id, Decision("none", reason="not active"), False, state)
-        if not experiment.guardrails and experiment.rollout is None:
-            return Outcome(experiment.id, Decision("none", reason="nothing to watch"), False, state)
         live = self.results(experiment, state, now)
         decision = decide(state, live, experiment.guardrails, plan_of(experiment), now)
         self._alert_only(experiment.id, state, decision.alerts, now)
         if decision.state is None or decision.action in ("none", "alert"):
-            return Outcome(experiment.id, decision, False, state)
-        wanted, seen = decision.state, state.version
+            return self._reweight(experiment, state, live, now, decision)
         action = decision.action
         assert action in ("pause_variant", "rollback", "advance", "start_winner", "complete")
+        stored, applied = self._apply(
+            experiment.id, state.version, Transition(decision.state, action, decision.reason), now
+        )
+        if applied:
+            self._announce(experiment.id, decision, stored, now)
+        return Outcome(experiment.id, decision, applied, stored)
 
+    def _apply(
+        self, experiment_id: str, seen: int, wanted: Transition, now: datetime
+    ) -> tuple[ExperimentState, bool]:
+        """Store ``wanted`` only if the state is still at version ``seen``."""
         last: list[Transition | None] = [None]
 
         def change(current: ExperimentState) -> Transition | None:
             # someone acted since we read: their change wins and this decision is dropped
-            last[0] = (
-                None if current.version != seen else Transition(wanted, action, decision.reason)
-            )
+            last[0] = None if current.version != seen else wanted
             return last[0]
 
-        stored = self.store.apply(experiment.id, change, actor=self.actor, now=now)
-        applied = last[0] is not None and stored.version == seen + 1
-        if applied:
-            self._announce(experiment.id, decision, stored, now)
-        return Outcome(experiment.id, decision, applied, stored)
+        stored = self.store.apply(experiment_id, change, actor=self.actor, now=now)
+        return stored, last[0] is not None and stored.version == seen + 1
+
+    def _reweight(
+        self,
+        experiment: Experiment,
+        state: ExperimentState,
+        live: LiveResults,
+        now: datetime,
+        decision: Decision,
+    ) -> Outcome:
+        """The bandit's weight update, every ``bandit.update_every_s`` of the clock."""
+        config = experiment.bandit
+        if config is None:
+            return Outcome(experiment.id, decision, False, state)
+        last = self._reweighted.get(experiment.id)
+        if last is not None and (now - last).total_seconds() < config.update_every_s:
+            return Outcome(experiment.id, decision, False, state)
+        from abllm.rollout.reweight import reweight
+
+        self._reweighted[experiment.id] = now
+        step = reweight(experiment, state, live, now)
+        if step is None:
+            return Outcome(experiment.id, decision, False, state)
+        stored, applied = self._apply(experiment.id, state.version, step, now)
+        return Outcome(
+            experiment.id, Decision("reweight", step.state, step.reason), applied, stored
+        )
 
     def _announce(
         self, experiment_id: str, decision: Decision, state: ExperimentState, now: datetime
@@ -178,23 +292,8 @@ class RolloutController:
             except Exception:  # a broken hook must not stop the controller
                 log.exception("alert hook %r failed", hook)
 
-    # -- background loop ----------------------------------------------------------------------
-    def run(self) -> None:
-        """Tick every ``interval`` seconds until :meth:`close`."""
-        while not self._stop.is_set():
-            self.tick()
-            self._stop.wait(self.interval)
-
-    def start(self) -> RolloutController:
-        """Run the loop in a daemon thread."""
-        self._thread = threading.Thread(target=self.run, name="abllm-rollout", daemon=True)
-        self._thread.start()
-        return self
-
     def close(self) -> None:
-        """Stop the loop (the store stays open)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        """Release leases and stop webhook senders (the store stays open)."""
+        self.release()
         for hook in self._webhooks.values():
             hook.close()

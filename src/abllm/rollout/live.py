@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from abllm.rollout.results import GuardrailCheck, LiveResults
 from abllm.state import ExperimentState
 
 if TYPE_CHECKING:
+    from abllm.analysis import ExperimentResult
     from abllm.events import EventStore
 
 #: What the controller calls for live figures: (experiment, state, now) -> LiveResults.
@@ -82,6 +84,11 @@ def live_from_result(experiment: Experiment, result: Any) -> LiveResults:
         )
     rec = result.recommendation
     winner = rec.variant if str(rec.decision) == "SHIP" else None
+    rewards = {}
+    if experiment.bandit is not None:
+        from abllm.rollout.reweight import rewards_from_result
+
+        rewards = rewards_from_result(experiment, result)
     return LiveResults(
         experiment_id=experiment.id,
         control=control,
@@ -89,7 +96,24 @@ def live_from_result(experiment: Experiment, result: Any) -> LiveResults:
         checks=tuple(checks),
         winner=winner,
         as_of=result.computed_at,
+        rewards=rewards,
     )
+
+
+def still_racing(experiment: Experiment, state: ExperimentState) -> Experiment:
+    """``experiment`` without the arms a guardrail paused: what the live analysis compares.
+
+    A paused arm is out of the race: it takes no new units, so its breach would otherwise keep
+    the recommendation at PAUSE and its shrinking share would trip the sample-ratio check for
+    good. Its units stay in the store (``abllm analyze`` still reports them) but are left out
+    of the controller's comparison. ``model_copy`` skips validation on purpose: a stage's
+    weights or a forced unit may still name the paused arm.
+    """
+    paused = set(state.paused_variants) - {experiment.control.id}
+    if not paused:
+        return experiment
+    variants = [v for v in experiment.variants if v.id not in paused]
+    return experiment.model_copy(update={"variants": variants, "rollout": None, "bandit": None})
 
 
 class AnalysisResults:
@@ -97,12 +121,24 @@ class AnalysisResults:
 
     def __init__(self, store: EventStore) -> None:
         self.store = store
+        #: The latest analysis of each experiment (for status output and the demo).
+        self.last: dict[str, ExperimentResult] = {}
 
     def __call__(
         self, experiment: Experiment, state: ExperimentState, now: datetime
     ) -> LiveResults:
         from abllm.analysis import analyze
 
-        weights = dict(state.weights) if state.weights is not None else None
-        result = analyze(experiment, self.store, now=now, weights=weights)
-        return live_from_result(experiment, result)
+        racing = still_racing(experiment, state)
+        ids = {v.id for v in racing.variants}
+        weights = None
+        if state.weights is not None:
+            weights = {v: w for v, w in state.weights.items() if v in ids}
+        result = analyze(racing, self.store, now=now, weights=weights)
+        self.last[experiment.id] = result
+        live = live_from_result(racing, result)
+        if experiment.bandit is not None and racing is not experiment:
+            from abllm.rollout.reweight import rewards_from_result
+
+            live = replace(live, rewards=rewards_from_result(experiment, result))
+        return live

@@ -29,7 +29,7 @@ from abllm.rollout.stages import Step, enter_stage, next_step, position, previou
 from abllm.state.models import ExperimentState, replace
 
 DecisionAction = Literal[
-    "none", "pause_variant", "rollback", "advance", "start_winner", "complete", "alert"
+    "none", "pause_variant", "rollback", "advance", "start_winner", "complete", "alert", "reweight"
 ]
 
 

@@ -11,9 +11,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from abllm.config import Guardrail
+
+if TYPE_CHECKING:
+    from abllm.bandit import ArmStats
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,8 @@ class LiveResults:
     """Live figures of one experiment version at ``as_of``.
 
     ``units`` are units per arm; ``checks`` one per guardrail and treatment arm that has data;
-    ``winner`` the variant the analysis recommends shipping, if any.
+    ``winner`` the variant the analysis recommends shipping, if any; ``rewards`` the bandit's
+    per-arm reward statistics (experiments with a ``bandit:`` block).
     """
 
     experiment_id: str
@@ -70,6 +74,7 @@ class LiveResults:
     checks: tuple[GuardrailCheck, ...] = ()
     winner: str | None = None
     as_of: datetime | None = None
+    rewards: Mapping[str, ArmStats] = field(default_factory=dict)
 
     def checks_for(self, guardrail: Guardrail, variant: str) -> list[GuardrailCheck]:
         """The checks of ``guardrail`` on ``variant`` (matched by metric name)."""

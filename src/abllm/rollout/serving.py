@@ -5,7 +5,7 @@
     runtime = open_serving_state(config, store_url=store, state_url=state)  # Conflict if a
     app = create_app(config, events, state=runtime.view)                    # live experiment's
     app.include_router(build_admin_router(runtime.store))                   # variants changed
-    runtime.start_controller(events)   # optional: guardrails and stages in this process
+    runtime.start_controller(events)   # guardrails, stages and bandits, under a lease
     ...
     runtime.close()
 
@@ -25,7 +25,10 @@ from abllm.rollout.actions import register_experiments
 from abllm.rollout.alerts import AlertHook, LogAlert
 from abllm.rollout.controller import RolloutController
 from abllm.rollout.live import AnalysisResults
+from abllm.rollout.loop import ControllerLoop
 from abllm.state import StateStore, StateView, open_state
+from abllm.state.lease import leases_for
+from abllm.state.startup import start_view
 
 if TYPE_CHECKING:
     from abllm.events import EventStore
@@ -38,20 +41,24 @@ class ServingState:
     config: ExperimentFile
     store: StateStore
     view: StateView
-    controller: RolloutController | None = field(default=None)
+    controller: ControllerLoop | None = field(default=None)
 
     def start_controller(
-        self, events: EventStore, hooks: Sequence[AlertHook] | None = None
-    ) -> RolloutController:
-        """Run the rollout controller in a background thread of this process."""
-        controller = RolloutController(
-            self.store,
-            self.config.experiments,
-            AnalysisResults(events),
-            hooks=list(hooks) if hooks is not None else [LogAlert()],
+        self,
+        events: EventStore,
+        hooks: Sequence[AlertHook] | None = None,
+        *,
+        actor: str = "controller",
+    ) -> ControllerLoop:
+        """Run the rollout controller in a background thread of this process.
+
+        Every process may start one: the lease in the state backend lets exactly one act per
+        experiment at a time, and moves to another process when the holder stops renewing.
+        """
+        self.controller = start_controller(
+            self.store, self.config, events, hooks=hooks, actor=actor
         )
-        self.controller = controller.start()
-        return controller
+        return self.controller
 
     def close(self) -> None:
         """Stop the controller and the view, then close the backend."""
@@ -59,6 +66,26 @@ class ServingState:
             self.controller.close()
         self.view.close()
         self.store.close()
+
+
+def start_controller(
+    store: StateStore,
+    config: ExperimentFile,
+    events: EventStore,
+    *,
+    hooks: Sequence[AlertHook] | None = None,
+    actor: str = "controller",
+) -> ControllerLoop:
+    """The rollout controller of a serving process, under the state backend's leases."""
+    controller = RolloutController(
+        store,
+        config.experiments,
+        AnalysisResults(events),
+        hooks=list(hooks) if hooks is not None else [LogAlert()],
+        leases=leases_for(store),
+        actor=actor,
+    )
+    return ControllerLoop(controller).start()
 
 
 def open_serving_state(
@@ -77,8 +104,12 @@ def open_serving_state(
     """
     store = open_state(state_url, store_url=store_url)
     try:
-        register_experiments(store, config.experiments, actor=actor)
-        view = StateView(store, cache_path=cache_path).start()
+        view = start_view(
+            store,
+            lambda s: register_experiments(s, config.experiments, actor=actor),
+            cache_path=cache_path,
+            name=actor,
+        )
     except BaseException:
         store.close()
         raise

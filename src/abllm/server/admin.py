@@ -10,8 +10,16 @@
     GET  /v1/admin/experiments/{id}/audit?limit=100
 
 Each POST is one audited change in the state store; every gateway process sees it within a
-second. The actor is the body's ``actor``, else the ``X-Abllm-Actor`` header, else ``api``.
+second. An experiment id the state store does not know (``abllm serve`` registers its config's
+experiments) is a 404 naming the known ids, and nothing is written. The actor is the body's
+``actor``, else the ``X-Abllm-Actor`` header, else ``api``.
 Errors are ``{"error": {"code", "message"}}`` with 400, 404, 409 (conflict) or 503.
+
+A POST answers the new state plus ``applied``: how many live processes (those whose heartbeat
+is under 5 s old) applied the change, waiting up to ``?wait_s=`` (default 2) for all of them —
+``{"live": 3, "applied": 2, "complete": false, "pending": [...], "message": "applied by 2 of
+3 live processes"}``. The change is recorded either way; ``complete: false`` says some live
+process has not applied it yet.
 """
 
 from __future__ import annotations
@@ -25,8 +33,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from abllm.errors import AbllmError, Conflict, NotFound, StoreUnavailable, ValidationError
 from abllm.state import ExperimentState, StateStore
+from abllm.state.confirm import confirm
+from abllm.state.known import require_known, wait_known
 
 _STATUS = {ValidationError: 400, NotFound: 404, Conflict: 409, StoreUnavailable: 503}
+#: ``?wait_s=``: how long a change waits for every live process to confirm it (0-10 s).
+WAIT = Query(default=2.0, ge=0, le=10)
 
 
 class ChangeRequest(BaseModel):
@@ -64,10 +76,15 @@ def build_admin_router(state_store: StateStore) -> APIRouter:
         experiment_id: str,
         body: ChangeRequest | None,
         header: str | None,
+        wait_s: float,
         **extra: Any,
     ) -> Any:
-        """Apply one state action; abllm errors become their JSON error response."""
+        """Apply one state action; abllm errors become their JSON error response.
+
+        An id the state store does not know is a 404 naming the known ids; nothing is written.
+        """
         try:
+            wait_known(state_store, experiment_id, wait_s)
             state = action(
                 state_store,
                 experiment_id,
@@ -75,52 +92,57 @@ def build_admin_router(state_store: StateStore) -> APIRouter:
                 reason=body.reason if body else None,
                 **extra,
             )
+            confirmation = confirm(state_store, experiment_id, state.version, timeout_s=wait_s)
         except AbllmError as exc:
             return _error(exc)
-        return _state_json(state)
+        return {**_state_json(state), "applied": confirmation.to_json()}
 
     @router.post("/{experiment_id}/kill")
     def kill(
         experiment_id: str,
         body: ChangeRequest | None = None,
         x_abllm_actor: str | None = Header(default=None),
+        wait_s: float = WAIT,
     ) -> Any:
         """Kill switch: every process serves control for this experiment."""
-        return change(actions.kill, experiment_id, body, x_abllm_actor)
+        return change(actions.kill, experiment_id, body, x_abllm_actor, wait_s)
 
     @router.post("/{experiment_id}/resume")
     def resume(
         experiment_id: str,
         body: ChangeRequest | None = None,
         x_abllm_actor: str | None = Header(default=None),
+        wait_s: float = WAIT,
     ) -> Any:
         """Undo a kill or pause (also un-pauses arms a guardrail paused)."""
-        return change(actions.resume, experiment_id, body, x_abllm_actor)
+        return change(actions.resume, experiment_id, body, x_abllm_actor, wait_s)
 
     @router.post("/{experiment_id}/rollout/advance")
     def advance(
         experiment_id: str,
         body: AdvanceRequest | None = None,
         x_abllm_actor: str | None = Header(default=None),
+        wait_s: float = WAIT,
     ) -> Any:
         """One step forward: the next stage, or the winner rollout when ``winner`` is given."""
         winner = body.winner if body else None
-        return change(actions.advance, experiment_id, body, x_abllm_actor, winner=winner)
+        return change(actions.advance, experiment_id, body, x_abllm_actor, wait_s, winner=winner)
 
     @router.post("/{experiment_id}/rollout/rollback")
     def rollback(
         experiment_id: str,
         body: ChangeRequest | None = None,
         x_abllm_actor: str | None = Header(default=None),
+        wait_s: float = WAIT,
     ) -> Any:
         """One step back; automatic advances then wait for a manual advance."""
-        return change(actions.rollback, experiment_id, body, x_abllm_actor)
+        return change(actions.rollback, experiment_id, body, x_abllm_actor, wait_s)
 
     @router.get("/{experiment_id}/state")
     def get_state(experiment_id: str) -> Any:
         """The runtime state (and the overrides assignment applies)."""
         try:
-            return _state_json(actions.require_state(state_store, experiment_id))
+            return _state_json(require_known(state_store, experiment_id))
         except AbllmError as exc:
             return _error(exc)
 
@@ -128,6 +150,7 @@ def build_admin_router(state_store: StateStore) -> APIRouter:
     def get_audit(experiment_id: str, limit: int = Query(default=100, ge=1, le=10_000)) -> Any:
         """The newest ``limit`` changes, oldest first: who, when, what, why."""
         try:
+            require_known(state_store, experiment_id)
             rows = state_store.audit(experiment_id, limit=limit)
         except AbllmError as exc:
             return _error(exc)

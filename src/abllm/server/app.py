@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -22,7 +23,7 @@ from fastapi.responses import JSONResponse
 from abllm.config import ExperimentFile
 from abllm.dashboard import build_dashboard_router
 from abllm.errors import AbllmError, Backpressure, NotFound, StoreUnavailable, ValidationError
-from abllm.events import EventPipeline, EventStore
+from abllm.events import EventPipeline, EventStore, PipelineStats
 from abllm.gateway import (
     CHAT_PATH,
     Assigner,
@@ -37,9 +38,13 @@ from abllm.server.admin import build_admin_router
 from abllm.server.auth import ApiKeyCheck
 from abllm.server.gauges import runtime_gauges
 from abllm.server.routes import router
-from abllm.state import StateStore
+from abllm.server.snapshot import build_snapshot_router
+from abllm.state import StateStore, StateView
+
+if TYPE_CHECKING:
+    from abllm.rollout.loop import ControllerStatus
 from abllm.telemetry import GatewayMetrics
-from abllm.telemetry.metrics import watch_experiments
+from abllm.telemetry.metrics import EventGauges, watch_experiments
 
 log = logging.getLogger("abllm.server")
 
@@ -66,14 +71,44 @@ class AbllmApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
+#: A component's health for ``GET /healthz``: ``{"status": "up" | "degraded" | "down", ...}``
+#: plus any detail worth showing; called on the event loop, so it must not do I/O.
+
+
 @dataclass
 class AppState:
-    """What the routes need, kept on ``app.state.abllm``."""
+    """What the routes need, kept on ``app.state.abllm``.
+
+    ``controller`` is the rollout controller's health (``None`` while none runs in this
+    process); ``/healthz`` shows it under ``"controller"``.
+    """
 
     gateway: Gateway
     store: EventStore | None
     pipeline: EventPipeline | None
     ready: bool = False
+    state_view: StateView | None = None
+    controller: ControllerStatus | None = None  # the in-process rollout controller, if any
+
+
+def event_gauges(stats: PipelineStats) -> EventGauges:
+    """The pipeline's snapshot in the shape ``GatewayMetrics.watch_events`` exports."""
+    return EventGauges(
+        store_up=stats.store_available,
+        buffered=stats.buffered,
+        spool_bytes=stats.spool_bytes,
+        spool_limit_bytes=stats.spool_limit_bytes,
+        replay_lag_s=stats.replay_lag_s,
+        dead_letters=stats.dead_letters,
+        totals={
+            "queued": stats.queued,
+            "stored": stats.stored,
+            "spooled": stats.spooled,
+            "replayed": stats.replayed,
+            "rejected": stats.rejected,
+            "dead_lettered": stats.dead_lettered,
+        },
+    )
 
 
 def error_response(exc: AbllmError) -> JSONResponse:
@@ -88,7 +123,8 @@ def error_response(exc: AbllmError) -> JSONResponse:
         status = 429  # "retry later": the spool is full; Retry-After says when
         headers["Retry-After"] = str(max(1, round(exc.retry_after)))
     elif isinstance(exc, StoreUnavailable):
-        status = 503
+        status = 503  # e.g. the store is frozen and the bounded wait ran out: retry
+        headers["Retry-After"] = "1"
     body = {"error": {"code": exc.code, "message": exc.message}}
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -138,7 +174,15 @@ def create_app(
         assigner=assigner,
     )
     watch_experiments(gateway.metrics, runtime_gauges(config, gateway.state))
-    app_state = AppState(gateway=gateway, store=store, pipeline=pipeline)
+    app_state = AppState(
+        gateway=gateway,
+        store=store,
+        pipeline=pipeline,
+        state_view=state if isinstance(state, StateView) else None,
+    )
+    if isinstance(pipeline, EventPipeline):  # a stand-in (tests) has no counters to export
+        events = pipeline
+        gateway.metrics.watch_events(lambda: event_gauges(events.stats))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -162,6 +206,7 @@ def create_app(
     app.state.abllm = app_state
     app.include_router(router)
     app.include_router(build_dashboard_router())
+    app.include_router(build_snapshot_router())  # readers of a busy embedded store
     if state_store is not None:  # runtime state: kill switch, rollout moves, audit log
         app.include_router(build_admin_router(state_store))
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import orjson
+import pydantic_core
 
-from abllm.errors import NotFound, ValidationError
+from abllm.errors import NotFound, StoreUnavailable, ValidationError
 from abllm.events import Event, EventStore, parse_event
+from abllm.events.models import check_id
 from abllm.gateway import Gateway, TraceInfo
 from abllm.gateway.model import HOLDOUT
 from abllm.telemetry import pseudonymous_id, redact
@@ -18,6 +19,8 @@ _RESERVED = frozenset(
     {"trace_id", "experiment_id", "unit_id", "variant_id", "event_id", "ts", "attrs", "metrics"}
 )
 _MAX_BODY = 32 * 1024
+#: Longest text attribute (a comment) in a feedback body.
+MAX_TEXT_CHARS = 2000
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
@@ -25,8 +28,8 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     if len(raw) > _MAX_BODY:
         raise ValidationError(f"body: {len(raw)} bytes is over the limit of {_MAX_BODY} bytes")
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        body = pydantic_core.from_json(raw)  # integers of any size: refused later by name
+    except ValueError as exc:
         raise ValidationError(f"body: not valid JSON ({exc})") from None
     if not isinstance(body, dict):
         raise ValidationError("body: must be a JSON object")
@@ -48,8 +51,26 @@ def _trace_from_store(store: EventStore | None, trace_id: str) -> TraceInfo | No
     return TraceInfo(str(exp_id), int(version), variant_id, unit_id, True)
 
 
+#: Longest wait for a trace id lookup in the store; past it the caller gets 503 (retry later).
+TRACE_LOOKUP_WAIT_S = 5.0
+
+
+async def _trace_lookup(store: EventStore | None, trace_id: str) -> TraceInfo | None:
+    try:
+        return await asyncio.wait_for(
+            asyncio.to_thread(_trace_from_store, store, trace_id), TRACE_LOOKUP_WAIT_S
+        )
+    except TimeoutError:
+        raise StoreUnavailable(
+            f"trace_id: the event store did not answer within {TRACE_LOOKUP_WAIT_S:g} s; retry"
+        ) from None
+
+
 def _split(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    metrics: dict[str, Any] = dict(body.get("metrics") or {})
+    given = body.get("metrics")
+    if given is not None and not isinstance(given, dict):
+        raise ValidationError('metrics: must be an object such as {"rating": 4}')
+    metrics: dict[str, Any] = dict(given or {})
     attrs: dict[str, Any] = {}
     extra_attrs = body.get("attrs") or {}
     if not isinstance(extra_attrs, dict):
@@ -63,7 +84,11 @@ def _split(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             else:
                 metrics[key] = value
         elif isinstance(value, str):
-            attrs[key] = redact(value)[:2000]
+            if len(value) > MAX_TEXT_CHARS:  # refused, not cut: cutting could split a secret
+                raise ValidationError(
+                    f"{key}: {len(value)} characters is over the limit of {MAX_TEXT_CHARS}"
+                )
+            attrs[key] = redact(value)
         else:
             raise ValidationError(f"{key}: must be a number, a boolean or a string")
     return metrics, attrs
@@ -79,11 +104,10 @@ async def build_feedback_event(
     """
     trace_id = body.get("trace_id")
     if trace_id is not None:
-        if not isinstance(trace_id, str) or not trace_id:
+        if not isinstance(trace_id, str):
             raise ValidationError("trace_id: must be a non-empty string")
-        info = gateway.trace(trace_id) or await asyncio.to_thread(
-            _trace_from_store, store, trace_id
-        )
+        check_id(trace_id, "trace_id")
+        info = gateway.trace(trace_id) or await _trace_lookup(store, trace_id)
         if info is None:
             raise NotFound(f"trace_id {trace_id!r} is not a request this gateway served")
         if not info.counted or info.unit_id is None:
@@ -104,12 +128,12 @@ async def build_feedback_event(
             exp = gateway.config.get(raw_exp)
         except KeyError:
             raise NotFound(f"experiment_id: no experiment {raw_exp!r}") from None
-        unit_id = raw_unit
+        unit_id = check_id(raw_unit, "unit_id")
         a = gateway.assignment(exp, unit_id)
         if a.variant_id is None and a.reason != HOLDOUT:
             return None
         exp_id, version, variant_id = exp.id, exp.version, a.variant_id
-    metrics, attrs = _split(body)
+    metrics, attrs = await asyncio.to_thread(_split, body)  # redaction: off the event loop
     if not metrics:
         raise ValidationError("feedback needs at least one metric, e.g. rating or thumbs_up")
     data: dict[str, Any] = {

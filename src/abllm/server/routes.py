@@ -1,21 +1,24 @@
 """JSON routes: feedback, events, SDK config, results, health and Prometheus metrics.
 
 ``POST /v1/feedback`` and ``POST /v1/events`` acknowledge only once the events are durable
-(``pipeline.submit``), unlike the chat hot path, which never waits for the store.
+(``pipeline.submit``, bounded by ``SUBMIT_WAIT_S``), unlike the chat hot path, which never waits
+for the store.
 ``GET /v1/config`` gives SDKs (``abllm.Client``) what they need to assign units locally.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-import orjson
+import pydantic_core
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from abllm.errors import LimitExceeded, NotFound, StoreUnavailable, ValidationError
-from abllm.events import MAX_BATCH_BYTES, Event, parse_batch
+from abllm.events import MAX_BATCH_BYTES, Event, EventPipeline, parse_batch
 from abllm.server.feedback import build_feedback_event, parse_json_object
+from abllm.server.health import health
 from abllm.state import runtime_json
 from abllm.telemetry import CONTENT_TYPE_LATEST, pseudonymous_id, redact
 
@@ -26,15 +29,36 @@ def _state(request: Request) -> Any:
     return request.app.state.abllm
 
 
+#: Longest a request waits for its events to become durable. The store's own write timeout
+#: (3 s on PostgreSQL) sends a stuck batch to the spool well before; past this bound the caller
+#: gets 503 with Retry-After and retries safely (``event_id`` deduplicates).
+SUBMIT_WAIT_S = 10.0
+
+
+async def submit_bounded(pipeline: EventPipeline, events: list[Event]) -> None:
+    """``pipeline.submit`` with the ``SUBMIT_WAIT_S`` bound; ``StoreUnavailable`` past it."""
+    try:
+        await asyncio.wait_for(pipeline.submit(events), SUBMIT_WAIT_S)
+    except TimeoutError:
+        raise StoreUnavailable(
+            f"events not durable after {SUBMIT_WAIT_S:g} s (the event store is not answering); "
+            "retry with the same event ids"
+        ) from None
+
+
 @router.get("/healthz")
 async def healthz(request: Request) -> JSONResponse:
-    """200 once the server is ready to serve (lifespan started), 503 before."""
+    """Store, state, spool, dead letters and controller: ``ok``/``degraded`` (200) or ``down``
+    (503); see :mod:`abllm.server.health`."""
     st = _state(request)
-    if not st.ready:
-        return JSONResponse({"status": "starting"}, status_code=503)
-    return JSONResponse(
-        {"status": "ok", "experiments": len(st.gateway.config.experiments)}, status_code=200
+    status, body = health(
+        st.ready,
+        len(st.gateway.config.experiments),
+        st.pipeline if isinstance(st.pipeline, EventPipeline) else None,  # not a stand-in
+        st.state_view,
+        None if st.controller is None else st.controller.status(),
     )
+    return JSONResponse(body, status_code=status)
 
 
 @router.get("/metrics")
@@ -72,7 +96,7 @@ async def feedback(request: Request) -> JSONResponse:
             {"recorded": False, "reason": "the unit is not in the experiment's analysis"},
             status_code=200,
         )
-    await st.pipeline.submit([event])
+    await submit_bounded(st.pipeline, [event])
     st.gateway.metrics.observe_feedback(event.experiment_id, event.variant_id or "none")
     return JSONResponse(
         {
@@ -131,8 +155,10 @@ def _parse_events_body(raw: bytes) -> list[Event]:
     if stripped.startswith(b"["):
         return parse_batch(raw)  # one pydantic pass over the bytes: the fast path
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        # pydantic-core keeps integers of any size, so a 400-digit metric is refused by name
+        # (orjson would only say "not valid JSON").
+        body = pydantic_core.from_json(raw)
+    except ValueError as exc:
         raise ValidationError(f"body: not valid JSON ({exc})") from None
     if not isinstance(body, dict) or not isinstance(body.get("events"), list):
         raise ValidationError('body: must be a JSON array of events or {"events": [...]}')
@@ -151,6 +177,10 @@ def _private(event: Event) -> Event:
     return event.model_copy(update={"unit_id": unit_id, "attrs": attrs})
 
 
+def _parse_private(raw: bytes) -> list[Event]:
+    return [_private(e) for e in _parse_events_body(raw)]
+
+
 @router.post("/v1/events")
 async def ingest_events(request: Request) -> JSONResponse:
     """Ingest a batch of events (the SDKs' path); 200 only once they are durable.
@@ -162,10 +192,10 @@ async def ingest_events(request: Request) -> JSONResponse:
     st = _state(request)
     if st.pipeline is None:
         raise StoreUnavailable("this server has no event store; start it with --store")
-    events = [
-        _private(e) for e in _parse_events_body(await _read_limited(request, _MAX_EVENTS_BODY))
-    ]
-    await st.pipeline.submit(events)
+    raw = await _read_limited(request, _MAX_EVENTS_BODY)
+    # Up to 1 MB of validation and redaction: in a worker thread, so the loop keeps serving.
+    events = await asyncio.to_thread(_parse_private, raw)
+    await submit_bounded(st.pipeline, events)
     return JSONResponse({"accepted": len(events)})
 
 

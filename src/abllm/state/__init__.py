@@ -6,6 +6,7 @@ what is happening to it now. Backends: embedded SQLite, PostgreSQL (LISTEN/NOTIF
 """
 
 from abllm.state.base import BaseStateStore, Change, Notice, StateStore, Subscription
+from abllm.state.known import known_ids, require_known
 from abllm.state.models import (
     Action,
     AuditEntry,
@@ -31,9 +32,11 @@ __all__ = [
     "StateView",
     "Subscription",
     "Transition",
+    "known_ids",
     "new_state",
     "open_state",
     "replace",
+    "require_known",
     "runtime_json",
     "state_url_for",
     "utcnow",

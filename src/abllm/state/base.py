@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from abllm.errors import Conflict
+from abllm.state.liveness import ProcessBeat
 from abllm.state.models import (
     Action,
     AuditEntry,
@@ -100,6 +101,27 @@ class StateStore(Protocol):
 
     def close(self) -> None:
         """Release connections and stop listeners."""
+        ...
+
+    # -- reset detection and applied-version heartbeats (see abllm.state.liveness) -----------
+    def epoch(self) -> str:
+        """The store's generation token; a reset (emptied or replaced store) changes it."""
+        ...
+
+    def restore(self, state: ExperimentState, *, actor: str, reason: str) -> bool:
+        """Write back ``state`` when the store holds no row for it; False when it does."""
+        ...
+
+    def heartbeat(self, beat: ProcessBeat) -> None:
+        """Record which state versions a process applied."""
+        ...
+
+    def forget(self, process_id: str) -> None:
+        """Remove a process's heartbeat (it stopped)."""
+        ...
+
+    def processes(self) -> list[ProcessBeat]:
+        """Recent heartbeats, newest first."""
         ...
 
 
@@ -194,6 +216,50 @@ class BaseStateStore(abc.ABC):
         raise Conflict(
             f"state of {experiment_id!r} kept changing under {self.max_attempts} attempts; retry"
         )
+
+    # -- reset detection (backends add epoch/heartbeat primitives from abllm.state.liveness) --
+    @abc.abstractmethod
+    def epoch(self) -> str:
+        """See :class:`StateStore`."""
+
+    @abc.abstractmethod
+    def heartbeat(self, beat: ProcessBeat) -> None:
+        """See :class:`StateStore`."""
+
+    @abc.abstractmethod
+    def forget(self, process_id: str) -> None:
+        """See :class:`StateStore`."""
+
+    @abc.abstractmethod
+    def processes(self) -> list[ProcessBeat]:
+        """See :class:`StateStore`."""
+
+    def restore(self, state: ExperimentState, *, actor: str, reason: str) -> bool:
+        """Insert ``state`` as it was (same version) if the store has no row for it.
+
+        Used after a reset so a kill the store lost is not silently dropped; a row written
+        since (someone acted on the fresh store) wins, because the write is insert-if-absent.
+        """
+        entry = AuditEntry(
+            experiment_id=state.experiment_id,
+            version=state.version,
+            ts=utcnow(),
+            actor=actor,
+            action="restore",
+            reason=reason,
+            changes=new_state(state.experiment_id).diff(state),
+        )
+        restored = self._write(0, state, entry)
+        if restored:
+            log.warning(
+                "state %s v%d restored into %s by %s: %s",
+                state.experiment_id,
+                state.version,
+                self.url,
+                actor,
+                reason,
+            )
+        return restored
 
 
 def _same(a: ExperimentState, b: ExperimentState) -> bool:

@@ -11,6 +11,7 @@ data_version`` makes an idle poll nearly free), well inside a second.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -18,7 +19,9 @@ from pathlib import Path
 
 from abllm.errors import StoreUnavailable
 from abllm.state.base import BaseStateStore, Notice, Subscription
+from abllm.state.liveness import SqliteLiveness
 from abllm.state.models import AuditEntry, ExperimentState
+from abllm.storeurl import file_url
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS abllm_state (
@@ -78,24 +81,61 @@ class _LocalSubscription:
                 callbacks.remove(self._callback)
 
 
-class EmbeddedStateStore(BaseStateStore):
-    """State in a SQLite file (``sqlite:///path``) or in memory (``memory://``)."""
+class EmbeddedStateStore(SqliteLiveness, BaseStateStore):
+    """State in a SQLite file (``sqlite:///path``) or in memory (``memory://``).
+
+    A file deleted or replaced under a running process (a reset) is noticed by
+    :meth:`epoch` and :meth:`data_version`, which reopen the path.
+    """
 
     kind = "embedded"
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.url = "memory://" if path == ":memory:" else f"sqlite:///{path}"
+        self.url = "memory://" if path == ":memory:" else file_url("sqlite", path)
         self._key = f"{id(self)}" if path == ":memory:" else str(Path(path).resolve())
         self._lock = threading.RLock()
         self.conn = connect_sqlite(path)
+        self._opened = 0
+        self._retired: list[sqlite3.Connection] = []
         with self._lock:
             self.conn.executescript(_SCHEMA)
+        self._liveness_schema()
+        self._ident = self._file_ident()
+
+    def _file_ident(self) -> tuple[int, int] | None:
+        if self.path == ":memory:":
+            return None
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def _ensure_current(self) -> None:
+        """Reopen the path when the file this connection holds was deleted or replaced."""
+        if self.path == ":memory:" or self._file_ident() == self._ident:
+            return
+        with self._lock:
+            if self._file_ident() == self._ident:
+                return
+            # The old connection is retired, not closed: closing the last connection to a
+            # deleted database checkpoints and unlinks "<path>-wal" by name, which now belongs
+            # to the new file (see sqlite.org/howtocorrupt.html, "unlinking an open database").
+            self._retired.append(self.conn)
+            self.conn = connect_sqlite(self.path)
+            self.conn.executescript(_SCHEMA)
+            self._liveness_schema()
+            self._ident = self._file_ident()
+            self._opened += 1
 
     def data_version(self) -> int:
-        """Changes when another connection commits: a near-free "anything new?" check."""
+        """Changes when another connection commits (or the file is replaced): a near-free
+        "anything new?" check."""
+        self._ensure_current()
         with self._lock:
-            return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+            version = int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+            return (self._opened << 32) | version
 
     def get(self, experiment_id: str) -> ExperimentState | None:
         with self._lock:
@@ -170,4 +210,5 @@ class EmbeddedStateStore(BaseStateStore):
 
     def close(self) -> None:
         with self._lock:
-            self.conn.close()
+            for conn in (*self._retired, self.conn):
+                conn.close()

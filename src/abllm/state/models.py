@@ -34,6 +34,8 @@ Action = Literal[
     "pause_variant",
     "start_winner",
     "complete",
+    "restore",
+    "reweight",
     "set",
 ]
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from abllm.errors import ValidationError
 from abllm.state.base import StateStore
+from abllm.storeurl import file_url, parse_url
 
 STATE_ENV = "ABLLM_STATE"
 STORE_ENV = "ABLLM_STORE"
@@ -20,13 +21,8 @@ DEFAULT_STORE_URL = "duckdb:///./abllm-data/events.duckdb"
 
 
 def _path_of(url: str) -> str:
-    """``scheme:///./rel`` -> ``./rel``; ``scheme:///abs`` -> ``/abs``; bare paths kept."""
-    _, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    if rest.startswith(("/./", "/../", "/~")):
-        rest = rest[1:]
-    return str(Path(rest).expanduser()) if rest else ""
+    """The file a ``sqlite://`` (or bare-path) state URL names; see :mod:`abllm.storeurl`."""
+    return parse_url(url, "sqlite").path or ""
 
 
 def state_url_for(store_url: str | None = None, state_url: str | None = None) -> str:
@@ -35,16 +31,14 @@ def state_url_for(store_url: str | None = None, state_url: str | None = None) ->
     if state_url:
         return state_url
     store = store_url or os.environ.get(STORE_ENV) or DEFAULT_STORE_URL
-    scheme, sep, _ = store.partition("://")
-    if not sep:
-        scheme = "duckdb"
+    parsed = parse_url(store, "duckdb")
+    scheme = parsed.scheme
     if scheme in ("postgresql", "postgres", "redis", "rediss", "sqlite", "memory"):
         return store
     if scheme in ("duckdb", "chdb"):
-        path = _path_of(store)
-        if path in ("", ":memory:", "/:memory:"):
+        if parsed.path is None or parsed.in_memory:
             return "memory://"
-        return f"sqlite:///{Path(path).with_suffix('.state.sqlite')}"
+        return file_url("sqlite", Path(parsed.path).with_suffix(".state.sqlite"))
     raise ValidationError(
         f"runtime state cannot live in a {scheme}:// store (the kill switch needs a "
         "transactional store with notifications); pass --state postgresql://..., "
@@ -61,9 +55,7 @@ def open_state(url: str | None = None, *, store_url: str | None = None) -> State
     - ``redis://host:6379/0?prefix=abllm:``: Redis, pub/sub
     """
     url = state_url_for(store_url, url)
-    scheme, sep, _ = url.partition("://")
-    if not sep:
-        scheme, url = "sqlite", f"sqlite:///{url}"
+    scheme = parse_url(url, "sqlite").scheme
     if scheme == "memory":
         from abllm.state.embedded import EmbeddedStateStore
 
@@ -71,10 +63,7 @@ def open_state(url: str | None = None, *, store_url: str | None = None) -> State
     if scheme == "sqlite":
         from abllm.state.embedded import EmbeddedStateStore
 
-        path = _path_of(url)
-        if not path:
-            raise ValidationError("a sqlite:/// state URL needs a file path")
-        return EmbeddedStateStore(path)
+        return EmbeddedStateStore(_path_of(url))
     if scheme in ("postgresql", "postgres"):
         from abllm.state.postgres import PostgresStateStore
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from abllm.errors import StoreUnavailable, ValidationError
 from abllm.state.base import BaseStateStore, Notice, Subscription
 from abllm.state.listener import PushListener
+from abllm.state.liveness import PgLiveness
 from abllm.state.models import AuditEntry, ExperimentState
 from abllm.state.urls import check_identifier, pop_query, redact
 
@@ -50,9 +51,15 @@ def split_pg_url(url: str) -> tuple[str, str]:
 class PgConnection:
     """One autocommit connection guarded by a lock, reopened once when it drops."""
 
-    def __init__(self, dsn: str, app_name: str = "abllm-state") -> None:
+    def __init__(
+        self,
+        dsn: str,
+        app_name: str = "abllm-state",
+        on_open: Callable[[psycopg.Connection[Any]], None] | None = None,
+    ) -> None:
         self.dsn = dsn
         self.app_name = app_name
+        self.on_open = on_open
         self.lock = threading.RLock()
         self._conn: psycopg.Connection[Any] | None = None
 
@@ -63,6 +70,14 @@ class PgConnection:
                 self.dsn, autocommit=True, connect_timeout=3, application_name=self.app_name
             )
         except pg.Error as exc:
+            raise StoreUnavailable(
+                f"cannot reach the PostgreSQL state store {redact(self.dsn)}: {exc}"
+            ) from exc
+        try:
+            if self.on_open is not None:
+                self.on_open(conn)
+        except pg.Error as exc:
+            conn.close()
             raise StoreUnavailable(
                 f"cannot reach the PostgreSQL state store {redact(self.dsn)}: {exc}"
             ) from exc
@@ -143,8 +158,12 @@ class _Queries:
         ).format(audit)
 
 
-class PostgresStateStore(BaseStateStore):
-    """State rows in ``<schema>.abllm_state``, audit in ``<schema>.abllm_state_audit``."""
+class PostgresStateStore(PgLiveness, BaseStateStore):
+    """State rows in ``<schema>.abllm_state``, audit in ``<schema>.abllm_state_audit``.
+
+    Opening does not connect: the tables are created on each new connection, so a process can
+    start while PostgreSQL is down and a dropped schema (a reset) is recreated on first use.
+    """
 
     kind = "postgres"
 
@@ -152,16 +171,33 @@ class PostgresStateStore(BaseStateStore):
         self.dsn, self.schema = split_pg_url(url)
         self.url = redact(url)
         self.channel = "abllm_state" if self.schema == "public" else f"abllm_state_{self.schema}"
-        self.db = PgConnection(self.dsn)
         self.q = _Queries(self.schema)
-        self.db.run(self._create)
+        self.db = PgConnection(self.dsn, on_open=self._create)
 
     def _create(self, conn: psycopg.Connection[Any]) -> None:
-        for statement in self.q.create:
-            conn.execute(statement)
+        # CREATE ... IF NOT EXISTS races between processes starting together (a duplicate key
+        # on pg_type): one transaction-scoped advisory lock per schema serialises them.
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"abllm:{self.schema}",))
+            for statement in self.q.create:
+                conn.execute(statement)
+            self._liveness_create(conn)
+
+    def _healing(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """Run ``fn``; tables dropped under a live connection are recreated and ``fn`` rerun."""
+        pg = _psycopg()
+
+        def run(conn: psycopg.Connection[Any]) -> T:
+            try:
+                return fn(conn)
+            except pg.errors.UndefinedTable:
+                self._create(conn)
+                return fn(conn)
+
+        return self.db.run(run)
 
     def _rows(self, query: sql.Composed, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        return self.db.run(lambda conn: conn.execute(query, params).fetchall())
+        return self._healing(lambda conn: conn.execute(query, params).fetchall())
 
     def get(self, experiment_id: str) -> ExperimentState | None:
         rows = self._rows(self.q.get, (experiment_id,))
@@ -176,7 +212,7 @@ class PostgresStateStore(BaseStateStore):
         return AuditEntry.from_rows(experiment_id, rows)
 
     def _write(self, expected_version: int, state: ExperimentState, entry: AuditEntry) -> bool:
-        return self.db.run(lambda conn: self._write_tx(conn, expected_version, state, entry))
+        return self._healing(lambda conn: self._write_tx(conn, expected_version, state, entry))
 
     def _write_tx(
         self,

@@ -6,6 +6,9 @@ Keys (``?prefix=`` picks the prefix, default ``abllm:``):
 - ``<prefix>audit:<experiment>``  list of audit rows (JSON), oldest first
 - ``<prefix>state-index``         set of experiment ids (what a poll reads)
 - channel ``<prefix>state``       the experiment id of every change
+- ``<prefix>epoch``               the store's epoch (a restart that lost the data loses it too)
+- ``<prefix>procs``               hash: process id -> heartbeat (applied versions)
+- ``<prefix>procs-seen``          hash: process id -> when the server received it (TIME)
 
 A write is one Lua script: compare the version, store the state, append the audit row and
 publish, atomically. Redis keeps the kill switch only as durably as it is configured to
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from abllm.errors import StoreUnavailable, ValidationError
 from abllm.state.base import BaseStateStore, Notice, Subscription
 from abllm.state.listener import PushListener
+from abllm.state.liveness import RedisLiveness
 from abllm.state.models import AuditEntry, ExperimentState
 from abllm.state.urls import pop_query, redact
 
@@ -81,7 +85,7 @@ def redis_client(url: str, *, retries: int = 1, name: str | None = None) -> redi
     return client
 
 
-class RedisStateStore(BaseStateStore):
+class RedisStateStore(RedisLiveness, BaseStateStore):
     """Runtime state in Redis hashes; see the module docs for the key layout."""
 
     kind = "redis"

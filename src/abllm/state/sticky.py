@@ -112,7 +112,7 @@ class PostgresStickyStore:
             for statement in self._create:
                 conn.execute(statement)
 
-        self.db.run(create)
+        self.db.on_open = create  # on each (re)connect: opening must not need the server up
 
     def get_many(self, experiment_id: str, version: int, keys: Sequence[str]) -> dict[str, str]:
         def read(conn: psycopg.Connection[Any]) -> dict[str, str]:

@@ -153,8 +153,10 @@ def _infer(est: Estimates, config: TestConfig, counts: Counts | None) -> Compari
         ci_lo, ci_hi = diff - q_abs * se, diff + q_abs * se
         both_q = np.stack(np.broadcast_arrays(q_rel, q_seq))
         r_lo, r_hi = fieller_interval(est.est_t, est.est_c, est.var_t, est.var_c, both_q)
-    r_lo = np.where(positive_base, r_lo - 1.0, np.nan)
-    r_hi = np.where(positive_base, r_hi - 1.0, np.nan)
+    # Koopman's score interval stays defined at a control of 0 successes: (finite, +inf).
+    rel_defined = positive_base | (counts is not None)
+    r_lo = np.where(rel_defined, r_lo - 1.0, np.nan)
+    r_hi = np.where(rel_defined, r_hi - 1.0, np.nan)
 
     better = config.higher_is_better
     if config.bayes == "beta_binomial" and counts is not None:

@@ -8,6 +8,11 @@ Sample sizes solve that equation exactly (Brent's method from the one-tail close
 n = (z_{1−α/2} + z_{power})²(σ_C² + σ_T²/ratio)/δ²; e.g. Chow, Shao & Wang, "Sample Size
 Calculations in Clinical Research", §3.2). For a rate p the standard deviations are
 √(p(1−p)) at the baseline and at the alternative rate p + δ (unpooled).
+
+:func:`rule_sample_size` sizes for the test the decision rule actually runs: the always-valid
+(normal-mixture) boundary instead of z_{1−α/2}, at α/m for m treatments under Holm or BH (their
+first step is Bonferroni), judged at the planned look alone — the looks before it only add
+power, so the plan is conservative (``tests/analysis/test_power_rule.py`` simulates it).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from scipy import optimize, special
 
 from abllm.errors import ValidationError
 from abllm.stats._types import Alternative
+from abllm.stats.sequential import mixture_rho
 
 
 def _z(q: float) -> float:
@@ -171,6 +177,9 @@ class PowerPlan:
     total_units: int
     daily_units: float | None
     days: int | None
+    sequential: bool = False
+    correction: str = "none"
+    min_units_per_arm: int = 0
 
 
 def plan(
@@ -186,8 +195,15 @@ def plan(
     arms: int = 2,
     units_per_arm: int | None = None,
     daily_units: float | None = None,
+    sequential: bool = False,
+    correction: str = "none",
+    min_units_per_arm: int = 0,
 ) -> PowerPlan:
     """Plan an experiment from a baseline mean and sd (or a rate).
+
+    With ``sequential``, ``correction`` (holm/bh across the ``arms − 1`` treatments) and
+    ``min_units_per_arm`` the plan is the decision rule's (:func:`rule_sample_size`, two-sided):
+    what ``abllm power`` prints by default and ``recommendation.units_needed`` counts down.
 
     Give ``mde`` (absolute, or a fraction of the baseline with ``relative=True``) to get units
     per arm, or ``units_per_arm`` to get the MDE. ``arms`` counts the control; every arm gets
@@ -207,7 +223,14 @@ def plan(
         raise ValidationError(f"arms must be >= 2 (control included), got {arms}")
     if (mde is None) == (units_per_arm is None):
         raise ValidationError("give exactly one of mde and units_per_arm")
-    if units_per_arm is not None:
+    rule = sequential or correction != "none" or min_units_per_arm > 0
+    if rule and alternative != "two-sided":
+        raise ValidationError("the decision rule's tests are two-sided; drop --one-sided")
+    if units_per_arm is not None and rule:
+        effect = _rule_mde(units_per_arm, sd_c, baseline_rate, alpha, power, arms, correction,
+                           sequential, min_units_per_arm)  # fmt: skip
+        n = units_per_arm
+    elif units_per_arm is not None:
         effect = minimum_detectable_effect(
             units_per_arm, sd_c, alpha=alpha, power=power, alternative=alternative,
             baseline_rate=baseline_rate,
@@ -225,9 +248,15 @@ def plan(
             if not 0 < base + effect < 1:
                 raise ValidationError(f"baseline rate + mde must stay below 1, got {base + effect}")
             sd_t = _rate_sd(base + effect)
-        exact = sample_size(effect, sd_c, sd_treatment=sd_t, alpha=alpha, power=power,
-                            alternative=alternative)  # fmt: skip
-        n = math.ceil(exact - 1e-9)
+        if rule:
+            n = rule_sample_size(effect, sd_c, sd_treatment=sd_t, alpha=alpha, power=power,
+                                 treatments=arms - 1, correction=correction,
+                                 sequential=sequential, min_units_per_arm=min_units_per_arm,
+                                 arms=arms)  # fmt: skip
+        else:
+            exact = sample_size(effect, sd_c, sd_treatment=sd_t, alpha=alpha, power=power,
+                                alternative=alternative)  # fmt: skip
+            n = math.ceil(exact - 1e-9)
     total = n * arms
     return PowerPlan(
         baseline=base,
@@ -242,4 +271,105 @@ def plan(
         total_units=total,
         daily_units=daily_units,
         days=None if daily_units is None else days_needed(total, daily_units),
+        sequential=sequential,
+        correction=correction,
+        min_units_per_arm=min_units_per_arm,
     )
+
+
+def _rule_mde(
+    n: int,
+    sd: float,
+    baseline_rate: float | None,
+    alpha: float,
+    power: float,
+    arms: int,
+    correction: str,
+    sequential: bool,
+    min_units: int,
+) -> float:
+    """The smallest effect the rule detects with ``power`` at ``n`` units per arm."""
+    m = max(arms - 1, 1) if correction in ("holm", "bh") else 1
+    p0 = baseline_rate
+
+    def gap(d: float) -> float:
+        sd_t = _rate_sd(p0 + d) if p0 is not None else sd
+        if not sequential:
+            return power_at(n, d, sd, sd_treatment=sd_t, alpha=alpha / m) - power
+        tuning = max(n, min_units) * arms
+        return sequential_power_at(n, d, sd, sd_treatment=sd_t, alpha=alpha, comparisons=m,
+                                   tuning_n=tuning) - power  # fmt: skip
+
+    top = (1.0 - p0) * (1.0 - 1e-12) if p0 is not None else 100.0 * sd
+    if gap(top) < 0:
+        raise ValidationError(f"no effect is detectable with {n} units per arm")
+    return float(optimize.brentq(gap, 1e-12 * max(sd, 1e-12), top, xtol=1e-14))
+
+
+def sequential_power_at(
+    n_per_arm: float,
+    mde: float,
+    sd: float,
+    *,
+    sd_treatment: float | None = None,
+    alpha: float = 0.05,
+    comparisons: int = 1,
+    tuning_n: float,
+) -> float:
+    """Power of the two-sided always-valid test with ``n_per_arm`` units in each of the two arms
+    compared, rejecting when the sequential p-value is ≤ ``alpha / comparisons``.
+
+    The mixture boundary in z units at N = 2n units (Howard et al. 2021, eq. 3.7; ρ tuned at
+    ``tuning_n`` with ``alpha`` as in :func:`abllm.stats.sequential_p_value`) is
+    z*² = (N + ρ)/N · (2·log(comparisons/α) + log((N + ρ)/ρ)).
+    """
+    sd_t = sd if sd_treatment is None else sd_treatment
+    big_n = 2.0 * n_per_arm
+    rho = mixture_rho(tuning_n, alpha, one_sided=False)
+    level = alpha / max(comparisons, 1)
+    log_term = 2.0 * math.log(1.0 / level) + math.log1p(big_n / rho)
+    crit = math.sqrt((big_n + rho) / big_n * log_term)
+    lam = abs(mde) / math.sqrt((sd * sd + sd_t * sd_t) / n_per_arm)
+    return float(special.ndtr(lam - crit) + special.ndtr(-lam - crit))
+
+
+def rule_sample_size(
+    mde: float,
+    sd: float,
+    *,
+    sd_treatment: float | None = None,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    treatments: int = 1,
+    correction: str = "holm",
+    sequential: bool = True,
+    min_units_per_arm: int = 0,
+    arms: int = 2,
+) -> int:
+    """Units per arm the decision rule needs to reach ``power`` at effect ``mde``.
+
+    ``correction`` ``holm``/``bh`` splits ``alpha`` over the ``treatments``; ``sequential``
+    uses the always-valid boundary, tuned (like the analysis) at the planned total
+    ``max(n, min_units_per_arm) × arms``. The answer is never below ``min_units_per_arm``:
+    the floor is on top of the power calculation, not instead of it.
+    """
+    _check_common(alpha, power, 1.0)
+    if not (mde != 0 and math.isfinite(mde) and sd > 0):
+        raise ValidationError(f"need a non-zero mde and sd > 0, got mde={mde}, sd={sd}")
+    m = max(treatments, 1) if correction in ("holm", "bh") else 1
+    if not sequential:
+        n = sample_size(abs(mde), sd, sd_treatment=sd_treatment, alpha=alpha / m, power=power)
+        return max(math.ceil(n - 1e-9), min_units_per_arm)
+
+    def gap(n: float) -> float:
+        tuning = max(n, float(min_units_per_arm)) * max(arms, 2)
+        return sequential_power_at(n, mde, sd, sd_treatment=sd_treatment, alpha=alpha,
+                                   comparisons=m, tuning_n=tuning) - power  # fmt: skip
+
+    lo = max(sample_size(abs(mde), sd, sd_treatment=sd_treatment, alpha=alpha / m,
+                         power=power) / 2.0, 1.0)  # fmt: skip
+    hi = lo * 4.0
+    while gap(hi) < 0:
+        hi *= 2.0
+    n = float(optimize.brentq(gap, lo, hi, xtol=1e-6))
+    return max(math.ceil(n - 1e-9), min_units_per_arm)

@@ -7,11 +7,12 @@ classic pooled two-proportion z-test (``statsmodels.stats.proportion.proportions
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
+from scipy import optimize, special
 
 from abllm.errors import ValidationError
 from abllm.stats._types import FloatArray, Value, arr
@@ -101,7 +102,11 @@ def koopman_ratio_interval(
     It inverts the same score test as :func:`score_statistic` with ``relative=True``, so it
     contains 1 exactly when the pooled z-test does not reject. Matches statsmodels'
     ``confint_proportions_2indep(compare="ratio", method="score", correction=False)``.
-    Needs ``s_c > 0`` (NaN otherwise: the ratio is unbounded).
+    Nam's closed form picks the wrong roots when a rate sits at 0 % or 100 % (statsmodels has
+    the same defect: for 95/100 against 100/100 it returns (0.975, 0.987), which excludes the
+    point estimate 0.95); those rows are solved by inverting the score test numerically
+    (:func:`_score_inversion`). A control at 0 successes gives a finite lower bound and +inf;
+    a treatment at 0 gives a lower bound of 0; both at 0 give NaN.
     """
     x1, n1, x0, n0, z = np.broadcast_arrays(arr(s_t), arr(n_t), arr(s_c), arr(n_c), arr(q) ** 2)
     x, n = x0 + x1, n0 + n1
@@ -121,7 +126,50 @@ def koopman_ratio_interval(
         with np.errstate(divide="ignore", invalid="ignore"):
             lower[ok] = (1.0 - (n1k - x1k) * (1.0 - p_hi) / (x0k + n1k - nk * p_hi)) / p_hi
             upper[ok] = (1.0 - (n1k - x1k) * (1.0 - p_lo) / (x0k + n1k - nk * p_lo)) / p_lo
+    fx1, fn1, fx0, fn0, fz = (v.reshape(-1) for v in (x1, n1, x0, n0, z))
+    edge = ~ok | (fx1 <= 0) | (fx1 >= fn1) | (fx0 <= 0) | (fx0 >= fn0)
+    for i in np.flatnonzero(edge):
+        lower[i], upper[i] = _score_inversion(
+            float(fx1[i]), float(fn1[i]), float(fx0[i]), float(fn0[i]), math.sqrt(float(fz[i]))
+        )
     return lower.reshape(x1.shape), upper.reshape(x1.shape)
+
+
+def _score_inversion(x1: float, n1: float, x0: float, n0: float, q: float) -> tuple[float, float]:
+    """{θ : |z(θ)| ≤ q} for the ratio score statistic, by root finding (Koopman 1984).
+
+    ``z(θ)`` (:func:`score_statistic`, Miettinen–Nurminen restricted MLE) decreases in θ, so
+    each end is one root of ``z(θ) = ±q``, bracketed on a log scale from the point estimate.
+    """
+    if not (n1 > 0 and n0 > 0 and 0 <= x1 <= n1 and 0 <= x0 <= n0 and q > 0) or x0 + x1 == 0:
+        return math.nan, math.nan
+
+    def z(log_theta: float) -> float:
+        return float(score_statistic(x1, n1, x0, n0, math.exp(log_theta), True))
+
+    # A start inside the interval: the point estimate, or far out when it is 0 or infinite.
+    start = math.log((x1 / n1) / (x0 / n0)) if x0 > 0 and x1 > 0 else (-30.0 if x0 > 0 else 30.0)
+
+    def end(target: float, step: float) -> float:
+        inside = start
+        for _ in range(80):
+            outside = inside + step
+            if abs(outside) > 700:
+                return math.inf if step > 0 else 0.0
+            value = z(outside)
+            if (value > target) if step < 0 else (value < target):
+                root = optimize.brentq(lambda t: z(t) - target, min(inside, outside),
+                                       max(inside, outside), xtol=1e-13)  # fmt: skip
+                return math.exp(root)
+            inside = outside
+        return math.inf if step > 0 else 0.0
+
+    try:
+        lower = 0.0 if x1 == 0 else end(q, -1.0)
+        upper = math.inf if x0 == 0 else end(-q, 1.0)
+    except ValueError:  # z undefined at the start (both rates 0 % or 100 %): no interval
+        return math.nan, math.nan
+    return lower, upper
 
 
 def _cubic_roots(b: FloatArray, c: FloatArray, d: FloatArray) -> FloatArray:

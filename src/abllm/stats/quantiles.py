@@ -156,12 +156,19 @@ def quantile_estimates(c: QuantileStats, t: QuantileStats, alpha: float) -> Esti
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.asarray((n <= LEVEL_Z**2 * p / (1 - p)) | (n <= LEVEL_Z**2 * (1 - p) / p))
 
+    def no_count(s: QuantileStats) -> npt.NDArray[np.bool_]:
+        # ``n_star`` given but 0 while there are events: the levels came from no count.
+        if s.n_star is None:
+            return np.zeros(np.shape(s.n_events), dtype=bool)
+        return np.asarray((arr(s.n_star) <= 0) & (arr(s.n_events) > 0))
+
     n_c, n_t = units(c), units(t)
     shape = np.broadcast_shapes(q_c.shape, q_t.shape, n_c.shape, n_t.shape)
     checks = [
         (ErrorCode.EMPTY_ARM, (n_c <= 0) | (n_t <= 0)),
         (ErrorCode.TOO_FEW_UNITS, (n_c < 2) | (n_t < 2)),
         (ErrorCode.TOO_FEW_EVENTS, too_few_events(c) | too_few_events(t)),
+        (ErrorCode.NO_EVENT_COUNT, no_count(c) | no_count(t)),
         (ErrorCode.ZERO_VARIANCE, ~(var_c + var_t > 0)),
     ]
     nan = np.full(shape, np.nan)

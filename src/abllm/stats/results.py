@@ -30,6 +30,7 @@ class ErrorCode(StrEnum):
     EMPTY_ARM = "empty_arm"  # an arm has no units
     TOO_FEW_UNITS = "too_few_units"  # an arm has fewer than 2 units
     TOO_FEW_EVENTS = "too_few_events"  # quantile: too few events for the requested level
+    NO_EVENT_COUNT = "no_event_count"  # quantile: no event count placed the CI's levels
     ZERO_DENOMINATOR = "zero_denominator"  # ratio: Σ denominator is 0 in an arm
     ZERO_VARIANCE = "zero_variance"  # the standard error of the difference is 0
     NONPOSITIVE_BASELINE = "nonpositive_baseline"  # relative hypothesis, control mean ≤ 0

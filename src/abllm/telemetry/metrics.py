@@ -11,13 +11,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
     "CallObservation",
+    "EventGauges",
     "ExperimentGauges",
     "GatewayMetrics",
     "watch_experiments",
@@ -41,6 +42,20 @@ class CallObservation:
     cost_usd: float | None
     error_type: str | None
     fallback: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EventGauges:
+    """The event pipeline as Prometheus sees it (read at scrape time)."""
+
+    store_up: bool
+    buffered: int
+    spool_bytes: int
+    spool_limit_bytes: int
+    replay_lag_s: float
+    dead_letters: int
+    #: Events since start by where they went: stored, spooled, replayed, rejected, dead_lettered.
+    totals: Mapping[str, int]
 
 
 class GatewayMetrics:
@@ -92,6 +107,11 @@ class GatewayMetrics:
     def watch_breakers(self, states: Callable[[], Mapping[str, str]]) -> None:
         """Export ``abllm_breaker_open{breaker}`` (1 open, 0.5 half-open, 0 closed) at scrape."""
         self.registry.register(_BreakerCollector(states))
+
+    def watch_events(self, read: Callable[[], EventGauges]) -> None:
+        """Export the event pipeline's gauges (spool depth, dead letters, store up, replay lag)
+        and its counters, read when Prometheus scrapes."""
+        self.registry.register(_EventCollector(read))
 
     def _for(self, experiment: str, variant: str) -> _Children:
         key = (experiment, variant)
@@ -150,6 +170,61 @@ class _BreakerCollector(Collector):
         for name, state in sorted(self.states().items()):
             gauge.add_metric([name], _BREAKER_VALUES.get(state, 0.0))
         yield gauge
+
+
+class _EventCollector(Collector):
+    """Reads the pipeline's counters at scrape time; nothing is updated per event."""
+
+    def __init__(self, read: Callable[[], EventGauges]) -> None:
+        self.read = read
+
+    def describe(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        """The metric names without reading the pipeline (the registry calls this once, when
+        the collector is registered, to check for duplicate names)."""
+        return self._families(None)
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        return self._families(self.read())
+
+    def _families(self, g: EventGauges | None) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        if g is None:
+            g = EventGauges(False, 0, 0, 0, 0.0, 0, {})
+        gauges = (
+            (
+                "abllm_event_store_up",
+                "1 when the event store accepts writes, 0 while spooling",
+                float(g.store_up),
+            ),
+            ("abllm_event_buffered", "Events waiting in memory for the flusher", g.buffered),
+            (
+                "abllm_event_spool_bytes",
+                "Bytes of events waiting in the spool for the store",
+                g.spool_bytes,
+            ),
+            (
+                "abllm_event_spool_limit_bytes",
+                "Spool size at which ingestion answers 429",
+                g.spool_limit_bytes,
+            ),
+            (
+                "abllm_event_replay_lag_seconds",
+                "Age of the oldest spooled batch still waiting for the store (0 when none)",
+                g.replay_lag_s,
+            ),
+            (
+                "abllm_event_dead_letters",
+                "Events in the dead-letter file (refused by the store)",
+                g.dead_letters,
+            ),
+        )
+        for name, doc, value in gauges:
+            yield GaugeMetricFamily(name, doc, value=float(value))
+        counter = CounterMetricFamily(
+            "abllm_events", "Events since start by outcome", labels=["outcome"]
+        )
+        for outcome, n in sorted(g.totals.items()):
+            counter.add_metric([outcome], float(n))
+        yield counter
 
 
 class _Children:
