@@ -285,7 +285,14 @@ class _StateCollector(Collector):
     def __init__(self, states: Callable[[], Iterable[ExperimentGauges]]) -> None:
         self.states = states
 
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        """The names without reading the state (the registry asks once, at registration)."""
+        return self._families(())
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        return self._families(self.states())
+
+    def _families(self, states: Iterable[ExperimentGauges]) -> Iterator[GaugeMetricFamily]:
         e = ["experiment"]
         killed = GaugeMetricFamily(
             "abllm_experiment_killed", "1 while the kill switch serves control to all", labels=e
@@ -309,7 +316,7 @@ class _StateCollector(Collector):
             "1 while a guardrail keeps this arm paused (its units get control)",
             labels=[*e, "variant"],
         )
-        for g in sorted(self.states(), key=lambda g: g.experiment):
+        for g in sorted(states, key=lambda g: g.experiment):
             killed.add_metric([g.experiment], float(g.killed))
             paused.add_metric([g.experiment], float(g.paused))
             held.add_metric([g.experiment], float(g.held))
