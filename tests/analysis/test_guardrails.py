@@ -128,3 +128,36 @@ experiments:
 """
     with pytest.raises(ConfigError, match=r"guardrails\[0\]\.alpha"):
         loads_experiments(yaml)
+
+
+def test_end_to_end_zero_errors_vs_all_errors_pauses() -> None:
+    """The issue's case through ``analyze``: it used to say CONTINUE."""
+    from dataclasses import replace as dc_replace
+    from datetime import UTC, datetime
+
+    from abllm.analysis import Decision, analyze
+    from abllm.events import open_store
+
+    from .simdata import Arm, Sim, load, make_events
+
+    yaml = """
+experiments:
+  - id: exp
+    variants:
+      - {id: control, control: true, llm: {provider: sim, model: m}}
+      - {id: treatment, llm: {provider: sim, model: m}}
+    metrics:
+      - {name: rating, type: mean, event: feedback, field: rating, role: primary}
+    guardrails: [{metric: error_rate, max_ratio: 1.1, min_units: 100}]
+"""
+    exp = loads_experiments(yaml).get("exp")
+    clean = Arm(error=0.0)
+    sim = Sim(units=600, seed=3, switch_share=0.0,
+              arms={"control": clean, "treatment": dc_replace(clean, error=1.0)})  # fmt: skip
+    store = load(open_store("duckdb:///:memory:"), make_events(sim))
+    try:
+        res = analyze(exp, store, now=datetime(2024, 3, 10, tzinfo=UTC))
+    finally:
+        store.close()
+    assert res.recommendation.decision is Decision.PAUSE, res.recommendation.reason
+    assert res.guardrails[0].breached

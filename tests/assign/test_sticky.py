@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from abllm.assign import Reason, RuntimeState, assign, assign_many
-from abllm.assign.sticky import MemoryStickyStore, StickyAssigner, StickyStore
+from abllm.assign.sticky import Assigned, MemoryStickyStore, StickyAssigner, StickyStore
 from abllm.config import Experiment
 from abllm.state.sticky import open_sticky
+from abllm.telemetry import pseudonymous_id
 
 
 def _experiment(**overrides: object) -> Experiment:
@@ -208,3 +211,69 @@ def test_selective_sticky_only_where_weights_can_move() -> None:
     assert before == after  # sticky: the weight change moved nobody
     for u in units[:50]:  # plain experiment: the pure function, nothing stored
         assert chooser.assign(plain, u, state=moved) == assign(plain, u, state=moved)
+
+
+class _BrokenStore(MemoryStickyStore):
+    def __init__(self, delay_s: float = 0.0, fail: bool = False) -> None:
+        super().__init__()
+        self.delay_s, self.fail = delay_s, fail
+
+    def get_many(self, experiment_id: str, version: int, keys: Sequence[str]) -> dict[str, str]:
+        time.sleep(self.delay_s)
+        if self.fail:
+            raise ConnectionError("store down")
+        return super().get_many(experiment_id, version, keys)
+
+
+@pytest.mark.parametrize(
+    ("store", "why"),
+    [(_BrokenStore(delay_s=0.5), "timeout"), (_BrokenStore(fail=True), "error")],
+    ids=["frozen", "down"],
+)
+def test_assign_async_falls_back_to_the_hash_when_the_store_does_not_answer(
+    store: _BrokenStore, why: str
+) -> None:
+    exp = _experiment()
+    sticky = StickyAssigner(store, timeout_s=0.05)
+
+    async def main() -> list[Assigned]:
+        return list(await asyncio.gather(*(sticky.assign_async(exp, f"u{i}") for i in range(5))))
+
+    started = time.monotonic()
+    answers = asyncio.run(main())
+    assert time.monotonic() - started < 0.4
+    assert [a.fallback for a in answers] == [why] * 5
+    assert [a.assignment for a in answers] == [assign(exp, f"u{i}") for i in range(5)]
+
+
+def test_assign_async_stops_queueing_when_saturated() -> None:
+    exp = _experiment()
+    sticky = StickyAssigner(_BrokenStore(delay_s=0.3), timeout_s=0.01, max_pending=2, workers=1)
+
+    async def main() -> list[Assigned]:
+        return list(await asyncio.gather(*(sticky.assign_async(exp, f"u{i}") for i in range(6))))
+
+    answers = asyncio.run(main())
+    assert sorted(a.fallback or "" for a in answers) == ["saturated"] * 4 + ["timeout"] * 2
+
+
+def test_assign_async_uses_the_store_when_it_answers() -> None:
+    exp = _experiment()
+    store = MemoryStickyStore()
+    store.put_many(exp.id, exp.version, {"user:u1": "treatment", "user:u2": "control"})
+    sticky = StickyAssigner(store)
+
+    async def main() -> list[Assigned]:
+        return [await sticky.assign_async(exp, u) for u in ("u1", "u2")]
+
+    first, second = asyncio.run(main())
+    assert first.fallback is None and first.assignment.variant_id == "treatment"
+    assert second.assignment.variant_id == "control"
+
+
+def test_pii_unit_ids_are_stored_as_pseudonyms() -> None:
+    store = MemoryStickyStore()
+    StickyAssigner(store).assign(_experiment(), "ann@example.com")
+    (keys,) = [list(table) for table in store._data.values()]
+    assert keys == ["user:" + pseudonymous_id("ann@example.com")]
+    assert "ann" not in keys[0]

@@ -1,7 +1,13 @@
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -98,3 +104,54 @@ def live(fake: Upstream) -> Iterator[Any]:
     yield start
     for server in servers:
         server.stop()
+
+
+@dataclass
+class Served:
+    """``abllm serve`` in a process of its own (``url``; its output goes to ``log``)."""
+
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+    store: str
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Any]:
+    """``serve(yaml_text, *extra_args)`` runs ``abllm serve`` as users do; stopped after."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(yaml_text: str, *extra: str) -> Served:
+        cfg = tmp_path / f"exp{len(procs)}.yaml"
+        cfg.write_text(yaml_text)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        store = f"duckdb:///{tmp_path / 'events.duckdb'}"
+        log = tmp_path / f"serve{len(procs)}.log"
+        abllm = Path(sys.executable).parent / "abllm"
+        args = [str(abllm), "serve", str(cfg), "--store", store, "--host", "127.0.0.1"]
+        args += ["--port", str(port), "--spool-dir", str(tmp_path / "spool"), *extra]
+        with log.open("wb") as out:
+            proc = subprocess.Popen(args, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+        procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=1):
+                    break
+            except OSError:
+                assert proc.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, "abllm serve did not become healthy"
+                time.sleep(0.1)
+        return Served(url, proc, log, store)
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)

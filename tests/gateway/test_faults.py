@@ -171,7 +171,8 @@ def test_breaker_opens_and_half_opens(live, fake) -> None:
     assert len(fake.calls("gpt-4o")) == 3
     assert gw.events.of("llm_call")[-1].attrs["error_type"] == "circuit_open"
     metrics = gw.app.state.abllm.gateway.metrics.render().decode()
-    assert 'abllm_breaker_open{breaker="openai@' in metrics and 'gpt-4o"} 1.0' in metrics
+    assert 'abllm_breaker_open{breaker="exp_f/treatment:openai@' in metrics
+    assert 'gpt-4o"} 1.0' in metrics
     # Half-open after the reset delay: one trial; it fails, so the breaker opens again.
     time.sleep(0.35)
     ask(gw, unit, False)
@@ -209,3 +210,16 @@ def test_client_leaving_mid_stream_is_measured_and_frees_the_upstream(live, fake
     # The gateway is healthy and the breaker did not count the caller's exit as a failure.
     fake.modes["gpt-4o-mini"] = "ok"
     assert ask(gw, unit, True)[1] == CONTROL_ANSWER
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_upstream_error_text_is_redacted_before_it_is_cut(live, fake, stream) -> None:
+    gw = live(CONFIG, FAST)
+    fake.modes["gpt-4o-mini"] = "500_pii"
+    unit = gw.unit_for("exp_f", "control")
+    with pytest.raises(openai.APIStatusError) as err:
+        ask(gw, unit, stream)
+    message = gw.events.of("llm_call")[-1].attrs["error_message"]
+    for text in (message, err.value.response.text):
+        assert "1111" not in text and "4111" not in text and "ann@" not in text
+    assert "[CARD]" in message

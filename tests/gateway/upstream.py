@@ -5,7 +5,8 @@ Behaviour is chosen per model: ``fake.modes[model] = "500"`` (every call) or
 ok, json (answer is a JSON object), 500, 429, 400, slow (sleeps ``slow_s``), malformed (a
 truncated JSON body), malformed_chunk (stream: an invalid JSON chunk after two content chunks),
 drop (stream: connection closed after two content chunks; non-stream: closed mid-body),
-slow_stream (stream: a pause of ``slow_s`` after two content chunks).
+slow_stream (stream: a pause of ``slow_s`` after two content chunks). A body key ``fake_mode``
+(a variant's ``params``) overrides the model's mode for that call.
 """
 
 from __future__ import annotations
@@ -94,6 +95,9 @@ class Upstream:
     # -- behaviours ---------------------------------------------------------------------------
     def _mode(self, request: web.Request, body: dict[str, Any]) -> str:
         self.seen.append(Seen(request.path, dict(request.headers), body))
+        forced = body.get("fake_mode")  # a variant's ``params`` can pick its own behaviour
+        if isinstance(forced, str):
+            return forced
         model = str(body.get("model"))
         script = self.script.get(model)
         if script:
@@ -103,6 +107,9 @@ class Upstream:
     async def _early(self, mode: str) -> web.StreamResponse | None:
         if mode in ("500", "400"):
             return web.json_response({"error": {"message": f"upstream {mode}"}}, status=int(mode))
+        if mode == "500_pii":  # an error text with a card number where a short cut would fall
+            message = "x" * 290 + " card 4111 1111 1111 1111 and mail ann@example.com"
+            return web.json_response({"error": {"message": message}}, status=500)
         if mode == "429":
             return web.json_response({"error": {"message": "slow down"}}, status=429)
         if mode == "slow":

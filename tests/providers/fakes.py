@@ -4,7 +4,8 @@ Each request takes the next behaviour from ``script`` ("ok" once the script is e
 ok, 500, 529, 429, 400, 401_echo (echoes the caller's key in the error, as OpenAI does), slow,
 malformed, drop (connection closed mid-answer), stall (stream: first chunk, then silence),
 error_event (stream: an error event mid-stream), truncated (stream ends without its end marker),
-json_for_stream (a JSON body where an event stream was asked for).
+json_for_stream (a JSON body where an event stream was asked for), huge (a 9 MB answer),
+huge_event (stream: one 2 MB line without an end).
 """
 
 from __future__ import annotations
@@ -126,7 +127,16 @@ class FakeUpstream:
         if early is not None:
             return early
         text = f"echo: {_last_user_text(body)}"
+        if mode == "huge":
+            text = "x" * 9_000_000
         usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+        if mode == "huge_event":
+            return await self._sse(request, [b"data: " + b"y" * 2_000_000], mode)
+        if mode == "huge" and body.get("stream"):
+            piece = sse_events(
+                body["model"], "z" * 900_000, usage, step=10**6, include_usage=False
+            )[1]
+            return await self._sse(request, [piece] * 10, mode)
         if not body.get("stream") or mode == "json_for_stream":
             if mode == "drop":
                 return await self._drop(request, b'{"id": "chatcmpl-1", "choi')

@@ -207,6 +207,14 @@ def test_malformed_json_is_bad_response(mode: str, stream: bool) -> None:
     assert exc.error_type == "bad_response" and exc.status == 502
 
 
+@pytest.mark.parametrize(
+    ("mode", "stream"), [("huge", False), ("huge", True), ("huge_event", True)]
+)
+def test_answers_over_the_size_cap_are_refused(mode: str, stream: bool) -> None:
+    exc, _ = _error([mode], stream)
+    assert exc.error_type == "bad_response" and "bytes" in exc.message
+
+
 def test_error_object_inside_stream() -> None:
     exc, _ = _error(["error_event"], True)
     assert exc.error_type == "upstream_5xx" and "overloaded" in exc.message

@@ -319,3 +319,28 @@ def test_start_stream_raises_for_an_empty_stream() -> None:
     with pytest.raises(ProviderError) as info:
         asyncio.run(start_stream(empty()))
     assert info.value.error_type == "bad_response"
+
+
+def test_only_upstream_health_failures_count() -> None:
+    from abllm.providers._http import status_error
+    from abllm.providers.resilience import counts_as_failure
+
+    def err(status: int) -> ProviderError:
+        return status_error("openai", "m", status, b"{}", {}, None)
+
+    assert [counts_as_failure(err(s)) for s in (400, 404, 413, 422)] == [False] * 4
+    assert [counts_as_failure(err(s)) for s in (408, 429, 500, 503)] == [True] * 4
+    assert err(408).error_type == "timeout"
+    assert not counts_as_failure(ProviderError("malformed", error_type="bad_response"))
+    assert not counts_as_failure(KeyError("a provider bug"))
+    assert counts_as_failure(ConnectionResetError())
+
+
+def test_arms_get_their_own_breakers() -> None:
+    reg = BreakerRegistry(failure_threshold=1)
+    llm = LLMConfig(provider="openai", model="gpt-4o", base_url="http://a/v1")
+    treatment = reg.for_arm(llm, "exp", "treatment")
+    control = reg.for_arm(llm, "exp", "control")
+    assert treatment is not control and treatment.name == "exp/treatment:openai@http://a/v1/gpt-4o"
+    treatment.record_failure(ProviderError("down", error_type="upstream_5xx"))
+    assert treatment.state == "open" and control.state == "closed"

@@ -8,7 +8,8 @@ inverse-propensity estimator μ̂_j = Σ_{u∈j} y_u/p_u / Σ_{u∈j} 1/p_u (Hor
 Hájek 1971) — unbiased for the mean over *all* units in the limit, whatever the allocation did
 (the allocation depends on the past only through the recorded p). It is a ratio over units
 (numerator y/p, denominator 1/p), so its standard error follows from the delta method like every
-ratio metric. Units whose exposure recorded no probability are left out (counted in a warning).
+ratio metric. Units whose exposure recorded no probability are left out (counted in a warning);
+when no unit recorded one, the arms keep their plain estimates (same warning).
 
 For bandit experiments the fixed-split p-values (and ``significant``) are marked not
 applicable (NaN / False); intervals of the difference are the delta-method ones of the IPW
@@ -125,6 +126,10 @@ def adaptive_metric(
         for r in rows
     }
     missing = int(sum(_f(r["missing"]) for r in rows))
+    if missing and not any(_f(r["n"]) for r in rows):
+        # No exposure recorded a probability (events from before it was recorded, or from an
+        # importer): the plain arm estimates, still with the fixed-split tests not applicable.
+        return not_applicable(metric), missing
     empty = RatioStats(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     cfg = TestConfig(alpha=alpha)
     ctl = stats.get(control, empty)

@@ -104,9 +104,11 @@ def analyze(
 ) -> ExperimentResult:
     """Analyse ``experiment`` from the events in ``store`` (all computed inside the store).
 
-    ``weights`` overrides the configured split for the SRM check (e.g. a rollout stage's
-    weights); ``builtins=False`` reports configured metrics only. With ``holdout`` set, the
-    result carries a ``holdback`` report: held-back units against everyone exposed.
+    The SRM check expects the mixture each exposure recorded (``abllm.analysis.srm``);
+    ``weights`` (e.g. a rollout stage's) replaces the configured split only for units whose
+    exposure recorded none; ``builtins=False`` reports configured metrics only. With
+    ``holdout`` set, the result carries a ``holdback`` report: held-back units against
+    everyone exposed.
     """
     now = (now or datetime.now(UTC)).astimezone(UTC)
     d = dialect_for(store.dialect)
@@ -310,5 +312,8 @@ def adaptive_results(
         "propensity weighted; fixed-split p-values are not applicable"
     )
     if missing:
-        warnings.append(f"{missing:,} units recorded no assignment probability: left out of IPW")
+        warnings.append(
+            f"{missing:,} units recorded no assignment probability: left out of IPW "
+            "(plain estimates when no unit recorded one)"
+        )
     return out

@@ -7,7 +7,8 @@ pure :func:`~abllm.assign.assign`: the first variant a unit gets is stored, and 
 assignments return it as long as the unit is still eligible. What overrides a stored variant:
 the kill switch, a paused experiment or arm (the unit gets control), targeting, holdout,
 forced QA overrides and a winner rollout (which moves units on purpose). Stored variants are
-keyed by experiment *version*: a new version starts afresh.
+keyed by experiment *version*: a new version starts afresh. Unit ids that hold PII are stored
+as their pseudonym (:func:`unit_key`).
 
 Anonymous → logged in (``Experiment.fallback_unit``): a request without its unit id is
 assigned by the fallback attribute (e.g. the session) and stored under that key; when the
@@ -19,10 +20,13 @@ PostgreSQL and Redis stores are in :mod:`abllm.state.sticky` (``open_sticky(url)
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -30,10 +34,12 @@ from abllm.assign.batch import REASONS, AssignmentBatch, assign_many
 from abllm.assign.core import Assignment, Reason, RuntimeState, assign
 from abllm.config import Experiment
 from abllm.errors import ValidationError
+from abllm.telemetry.redact import pseudonymous_id
 
 #: Reasons a stored variant may override: the unit is eligible and only the buckets moved.
 _STICKY_REASONS = frozenset({Reason.ASSIGNED, Reason.VARIANT_PAUSED, Reason.OUTSIDE_TRAFFIC})
 _CODES = {reason: REASONS.index(reason) for reason in Reason}
+log = logging.getLogger("abllm.assign")
 
 
 @runtime_checkable
@@ -84,8 +90,12 @@ class MemoryStickyStore:
 
 
 def unit_key(unit_type: str, unit_id: str) -> str:
-    """Storage key of a unit, typed so a user and a session with the same id never collide."""
-    return f"{unit_type}:{unit_id}"
+    """Storage key of a unit, typed so a user and a session with the same id never collide.
+
+    An id that holds PII (an email as the user id) is stored as its stable pseudonym
+    (``pii:<hash>``, the one the events carry), so the sticky table holds no raw PII.
+    """
+    return f"{unit_type}:{pseudonymous_id(unit_id)}"
 
 
 class StickyAssigner:
@@ -97,8 +107,21 @@ class StickyAssigner:
         a = sticky.assign(exp, "user-42", state=view.get(exp.id))
     """
 
-    def __init__(self, store: StickyStore) -> None:
+    def __init__(
+        self,
+        store: StickyStore,
+        *,
+        timeout_s: float = 0.05,
+        max_pending: int = 64,
+        workers: int = 4,
+    ) -> None:
         self.store = store
+        self.timeout_s = timeout_s
+        self.max_pending = max_pending
+        self.workers = workers
+        self._pending = 0
+        self._errors = 0
+        self._executor: ThreadPoolExecutor | None = None
 
     def _keys(
         self, experiment: Experiment, unit_id: str | None, attributes: Mapping[str, Any] | None
@@ -127,11 +150,77 @@ class StickyAssigner:
         now: datetime | None = None,
         state: RuntimeState | None = None,
     ) -> Assignment:
-        """Assign one unit, keeping its stored variant when it is still eligible."""
+        """Assign one unit, keeping its stored variant when it is still eligible (blocking)."""
         hashed, key, fallback = self._keys(experiment, unit_id, attributes)
         a = assign(experiment, hashed, attributes, now, state)
         if a.reason not in _STICKY_REASONS:
             return a
+        return self._stick(experiment, a, key, fallback, state)
+
+    async def assign_async(
+        self,
+        experiment: Experiment,
+        unit_id: str | None,
+        attributes: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+        state: RuntimeState | None = None,
+    ) -> Assigned:
+        """:meth:`assign` for the event loop: the store is asked on a small thread pool and
+        waited for at most ``timeout_s``.
+
+        When the store is slow, frozen, down, or already has ``max_pending`` lookups waiting,
+        the unit gets its hash assignment at once, with the cause in ``fallback``
+        (``timeout``, ``error``, ``saturated``): a sticky store outage never fails or stalls a
+        request.
+        """
+        hashed, key, fallback = self._keys(experiment, unit_id, attributes)
+        a = assign(experiment, hashed, attributes, now, state)
+        if a.reason not in _STICKY_REASONS:
+            return Assigned(a)
+        if self._pending >= self.max_pending:
+            return Assigned(a, "saturated")
+        loop = asyncio.get_running_loop()
+        self._pending += 1
+        future = loop.run_in_executor(
+            self._pool(), self._stick, experiment, a, key, fallback, state
+        )
+        future.add_done_callback(self._done)
+        try:
+            # shield: a timed-out lookup still finishes in its thread; its result is dropped.
+            return Assigned(await asyncio.wait_for(asyncio.shield(future), self.timeout_s))
+        except TimeoutError:
+            return Assigned(a, "timeout")
+        except Exception as exc:
+            self._errors += 1
+            if self._errors in (1, 100) or self._errors % 10_000 == 0:
+                log.warning(
+                    "sticky store failed %d time(s), last: %s; hash assignments used",
+                    self._errors,
+                    type(exc).__name__,
+                )
+            return Assigned(a, "error")
+
+    def _done(self, future: asyncio.Future[Assignment]) -> None:
+        self._pending -= 1
+        if not future.cancelled():
+            future.exception()  # retrieved, so a late failure is not logged as "never seen"
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self.workers, thread_name_prefix="abllm-sticky"
+            )
+        return self._executor
+
+    def _stick(
+        self,
+        experiment: Experiment,
+        a: Assignment,
+        key: str,
+        fallback: str | None,
+        state: RuntimeState | None,
+    ) -> Assignment:
+        """The stored variant (storing ``a``'s when the unit is new): the blocking part."""
         exp_id, version = experiment.id, experiment.version
         wanted = [key, fallback] if fallback else [key]
         stored = self.store.get_many(exp_id, version, wanted)
@@ -164,8 +253,7 @@ class StickyAssigner:
         candidates = np.flatnonzero(np.isin(reason, codes))
         if len(candidates) == 0:
             return batch
-        prefix = f"{experiment.unit}:"
-        keys = [prefix + unit_ids[i] for i in candidates.tolist()]
+        keys = [unit_key(experiment.unit, unit_ids[i]) for i in candidates.tolist()]
         exp_id, version = experiment.id, experiment.version
         stored = self.store.get_many(exp_id, version, keys)
         assigned = _CODES[Reason.ASSIGNED]
@@ -205,6 +293,15 @@ def weights_can_move(experiment: Experiment) -> bool:
     )
 
 
+class Assigned(NamedTuple):
+    """An assignment made on the event loop; ``fallback`` names why the sticky store did not
+    answer (``timeout``, ``error``, ``saturated``) when the hash assignment stands in (the
+    caller must not cache it)."""
+
+    assignment: Assignment
+    fallback: str | None = None
+
+
 class SelectiveStickyAssigner:
     """Sticky only where it matters (:func:`weights_can_move`); pure hashing elsewhere.
 
@@ -227,3 +324,16 @@ class SelectiveStickyAssigner:
         if weights_can_move(experiment):
             return self.sticky.assign(experiment, unit_id, attributes, now, state)
         return assign(experiment, unit_id, attributes, now, state)
+
+    async def assign_async(
+        self,
+        experiment: Experiment,
+        unit_id: str,
+        attributes: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+        state: RuntimeState | None = None,
+    ) -> Assigned:
+        """:meth:`assign` for the event loop (see :meth:`StickyAssigner.assign_async`)."""
+        if weights_can_move(experiment):
+            return await self.sticky.assign_async(experiment, unit_id, attributes, now, state)
+        return Assigned(assign(experiment, unit_id, attributes, now, state))

@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 
 from abllm.errors import LimitExceeded, ValidationError
+from abllm.telemetry.redact import reject_pii
 
 #: Largest accepted event, as the UTF-8 length of its JSON encoding.
 MAX_EVENT_BYTES = 32 * 1024
@@ -179,10 +180,13 @@ class Event(BaseModel):
             raise ValueError(f"must be from {MIN_TS:%Y-%m-%d} to before {MAX_TS:%Y-%m-%d} (UTC)")
         return value
 
+    _trace_id_private = field_validator("trace_id")(lambda v: v and reject_pii(v, "trace_id"))
+
     @field_validator("metrics")
     @classmethod
     def _bounded_metrics(cls, value: dict[str, MetricValue]) -> dict[str, MetricValue]:
         for name, metric in value.items():
+            reject_pii(name, "metrics: a metric name")
             _check_number("metrics", name, metric)
         return value
 

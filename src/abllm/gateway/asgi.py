@@ -103,7 +103,7 @@ class ChatCompletionsEndpoint:
             body = await _read_body(receive)
             headers = _abllm_headers(scope["headers"])
             call = parse_chat_call(body)
-            routed = gw.route(call, headers)
+            routed = await gw.route(call, headers)
         except AbllmError as exc:
             status, payload = error_body(exc)
             await _respond(send, status, payload, [])

@@ -9,10 +9,16 @@ Fallback (issue 6, DESIGN.md "fail safe"): when the assigned variant is not the 
 ``fallback_to_control`` holds, a failed call (after retries) or an answer that fails
 ``output_schema`` is answered by the control's config instead. The treatment's attempts may use
 half of the time budget, so a hung treatment still leaves the control time to answer.
+
+The experiment's ``timeout_s`` is a deadline on the whole request (``resilience.Deadlines``). Each
+arm has its own circuit breaker (``BreakerRegistry.for_arm``), so a treatment that makes the
+control's model fail opens only its own; every attempt of both paths, streaming or not, goes
+through the one driver ``resilience.guarded``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -23,22 +29,23 @@ from typing import Any
 
 import orjson
 from jsonschema.validators import validator_for
+from prometheus_client import Counter
 
 from abllm.assign import Assignment, RuntimeState, assign
-from abllm.config import Experiment, ExperimentFile, LLMConfig
+from abllm.config import Experiment, ExperimentFile, LLMConfig, Variant
 from abllm.errors import Backpressure, ProviderError
 from abllm.events import Event
-from abllm.gateway.measure import CallRecord, exposure_event, llm_call_event
+from abllm.gateway.measure import CallRecord, exposure_event, llm_call_event, payload_chars
 from abllm.gateway.model import (
-    Assigner,
     EventSink,
     GatewaySettings,
+    LoopAssigner,
     ProviderSource,
     Routed,
     TraceInfo,
 )
 from abllm.gateway.request import ChatCall
-from abllm.gateway.resilience import Attempts, retry_after
+from abllm.gateway.resilience import Attempts, Deadlines, guarded, with_retries
 from abllm.gateway.routing import (
     HEADER_EXPERIMENT,
     HEADER_TRACE,
@@ -48,7 +55,13 @@ from abllm.gateway.routing import (
 )
 from abllm.gateway.shape import shape_request
 from abllm.gateway.state import InMemoryStateView, StateReader
-from abllm.providers import RETRYABLE, BreakerRegistry, ChatRequest, ChatResponse, Provider
+from abllm.providers import (
+    BreakerRegistry,
+    ChatResponse,
+    CircuitBreaker,
+    Provider,
+    RetryPolicy,
+)
 from abllm.telemetry import (
     GatewayMetrics,
     LLMSpanStart,
@@ -56,8 +69,24 @@ from abllm.telemetry import (
     start_llm_span,
     trace_id_from_traceparent,
 )
+from abllm.telemetry.redact import INLINE_CHARS, reject_pii, run_off_loop
 
 log = logging.getLogger("abllm.gateway")
+
+
+#: Longest caller-chosen trace id kept (the event schema's id limit is 200).
+TRACE_ID_CHARS = 128
+
+
+def _caller_trace_id(value: str | None) -> str | None:
+    """The caller's ``X-Abllm-Trace-Id``, unless it is too long or holds PII (then a fresh
+    id is used and returned in the response header, so the caller can still join on it)."""
+    if not value or len(value) > TRACE_ID_CHARS:
+        return None
+    try:
+        return reject_pii(value, "trace id")
+    except ValueError:
+        return None
 
 
 class Gateway:
@@ -72,7 +101,7 @@ class Gateway:
         state: StateReader | None = None,
         metrics: GatewayMetrics | None = None,
         settings: GatewaySettings | None = None,
-        assigner: Assigner | None = None,
+        assigner: LoopAssigner | None = None,
     ) -> None:
         self.config = config
         self.settings = settings or GatewaySettings()
@@ -87,6 +116,15 @@ class Gateway:
             failure_threshold=res.breaker_failures, reset_timeout_s=res.breaker_reset_s
         )
         self.metrics.watch_breakers(self.breakers.states)
+        self._breakers: dict[tuple[str, str], CircuitBreaker] = {}
+        self._sticky_fallbacks = Counter(
+            "abllm_sticky_fallbacks",
+            "Units given their hash assignment because the sticky store did not answer in time",
+            ("experiment", "cause"),
+            registry=self.metrics.registry,
+        )
+        self._policies: dict[int, RetryPolicy] = {}
+        self.deadlines = Deadlines()
         self.dropped_events = 0
         self._exposed: set[tuple[str, int, str]] = set()
         # OrderedDict: evicting the oldest entry of a plain dict (``next(iter(d))``) scans the
@@ -99,12 +137,12 @@ class Gateway:
                 self._validators[exp.id] = validator_for(exp.output_schema)(exp.output_schema)
 
     # -- routing -------------------------------------------------------------------------
-    def route(self, call: ChatCall, headers: Mapping[str, str]) -> Routed:
+    async def route(self, call: ChatCall, headers: Mapping[str, str]) -> Routed:
         """Choose the experiment, the unit and its variant; emit the unit's exposure."""
         exp = self.router.route(call.model, headers.get(HEADER_EXPERIMENT))
         trace_id = (
             trace_id_from_traceparent(headers.get("traceparent"))
-            or headers.get(HEADER_TRACE)
+            or _caller_trace_id(headers.get(HEADER_TRACE))
             or os.urandom(16).hex()
         )
         unit = unit_id_for(exp, call.user, headers)
@@ -112,7 +150,7 @@ class Gateway:
         if unit is None:
             # Anonymous: nothing to hash, so the control answers and nothing is counted.
             return Routed(exp, exp.control, None, None, "anonymous", trace_id, started)
-        a = self._assign(exp, unit, call.user, headers)
+        a = await self._assign(exp, unit, call.user, headers)
         routed = Routed(
             exp,
             exp.variant(a.served_variant_id),
@@ -136,32 +174,40 @@ class Gateway:
                 )
         return routed
 
-    def assignment(self, exp: Experiment, unit_id: str) -> Assignment:
+    async def assignment(self, exp: Experiment, unit_id: str) -> Assignment:
         """The unit's assignment as the gateway would make it (for feedback by unit id)."""
-        return self._assign(exp, unit_id, None, {})
+        return await self._assign(exp, unit_id, None, {})
 
-    def _assign(
+    async def _assign(
         self, exp: Experiment, unit: str, user: str | None, headers: Mapping[str, str]
     ) -> Assignment:
         """``assign``, memoised per unit while the runtime state object stays the same.
 
         Only experiments whose answer depends on nothing but (unit, state) are memoised: no
-        targeting (attributes vary per request) and no start/end window (time varies).
+        targeting (attributes vary per request) and no start/end window (time varies). A
+        sticky assigner is asked without blocking the loop; when its store does not answer
+        the hash assignment serves (counted in ``abllm_sticky_fallbacks_total``) and is not
+        memoised, so the unit goes back to the store once it answers.
         """
         state = self.state.get(exp.id)
-        do = assign if self.assigner is None else self.assigner.assign
-        if exp.targeting:
-            return do(exp, unit, attributes_from(headers, user), None, state)
-        if exp.start is not None or exp.end is not None:
-            return do(exp, unit, None, None, state)
+        attributes = attributes_from(headers, user) if exp.targeting else None
+        memo = not exp.targeting and exp.start is None and exp.end is None
         key = (exp.id, unit)
-        hit = self._assignments.get(key)
-        if hit is not None and hit[0] is state:
-            return hit[1]
-        a = do(exp, unit, None, None, state)
-        if len(self._assignments) >= self.settings.assignment_cache_size:
-            self._assignments.clear()
-        self._assignments[key] = (state, a)
+        if memo:
+            hit = self._assignments.get(key)
+            if hit is not None and hit[0] is state:
+                return hit[1]
+        if self.assigner is None:
+            a = assign(exp, unit, attributes, None, state)
+        else:
+            a, fallback = await self.assigner.assign_async(exp, unit, attributes, None, state)
+            if fallback is not None:
+                self._sticky_fallbacks.labels(exp.id, fallback).inc()
+                return a
+        if memo:
+            if len(self._assignments) >= self.settings.assignment_cache_size:
+                self._assignments.clear()
+            self._assignments[key] = (state, a)
         return a
 
     def _remember(self, r: Routed) -> None:
@@ -181,61 +227,45 @@ class Gateway:
         """The pooled provider client serving ``llm``."""
         return self.providers.get(llm)
 
+    def breaker(self, r: Routed, variant: Variant) -> CircuitBreaker:
+        """The breaker of one arm (see ``BreakerRegistry.for_arm``), memoised per arm."""
+        key = (r.experiment.id, variant.id)
+        breaker = self._breakers.get(key)
+        if breaker is None:
+            breaker = self.breakers.for_arm(variant.llm, r.experiment.id, variant.id)
+            self._breakers[key] = breaker
+        return breaker
+
+    def policy(self, max_retries: int) -> RetryPolicy:
+        """The retry policy for ``max_retries``, memoised."""
+        policy = self._policies.get(max_retries)
+        if policy is None:
+            policy = self._policies[max_retries] = self.settings.resilience.policy(max_retries)
+        return policy
+
     async def call(
-        self, req: ChatRequest, llm: LLMConfig, deadline: float, max_retries: int, rec: CallRecord
+        self, r: Routed, variant: Variant, call: ChatCall, deadline: float, rec: CallRecord
     ) -> ChatResponse:
-        """One non-streaming call with retries, the breaker and the deadline."""
+        """One non-streaming call of ``variant`` with retries, its breaker and the deadline."""
+        llm = variant.llm
+        req = shape_request(call, llm, r.unit_id, r.trace_id)
         provider = self.provider_for(llm)
-        breaker = self.breakers.for_llm(llm)
+        breaker = self.breaker(r, variant)
         cap = llm.timeout_s
 
         async def attempt(n: int, remaining_s: float) -> ChatResponse:
-            r = req if n == 0 else replace(req, attempt=n)
+            one = req if n == 0 else replace(req, attempt=n)
             timeout_s = remaining_s if cap is None else min(cap, remaining_s)
-            breaker.before_call()
-            try:
-                # Providers enforce ``timeout_s`` themselves (aiohttp's total timeout, the sim's
-                # plan); an asyncio.timeout around every call would cost ≈ 8 µs for nothing.
-                resp = await provider.complete(r, llm, timeout_s)
-            except ProviderError as exc:
-                breaker.record_failure(exc)
-                raise
-            except TimeoutError:
-                err = ProviderError(
-                    f"{llm.provider} model {llm.model} timed out after {timeout_s:.3g} s",
-                    error_type="timeout",
-                    status=504,
-                )
-                breaker.record_failure(err)
-                raise err from None
-            except Exception as exc:  # a provider bug must not turn into a 500
-                log.exception("provider %s raised a non-ProviderError", llm.provider)
-                breaker.record_failure(exc)
-                raise ProviderError(
-                    f"{llm.provider} call failed: {type(exc).__name__}", error_type="bad_response"
-                ) from exc
-            except BaseException:
-                breaker.release()
-                raise
-            breaker.record_success()
-            return resp
+            # Providers enforce ``timeout_s`` themselves (aiohttp's total timeout, the sim's
+            # plan); the request-wide deadline is enforced once, around the whole call.
+            return await guarded(
+                breaker, llm, timeout_s, lambda: provider.complete(one, llm, timeout_s)
+            )
 
-        # The first attempt runs inline: most calls succeed, and every coroutine frame between
-        # the endpoint and the provider is re-entered on each I/O wake-up.
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise ProviderError("the timeout budget was spent before the call", "timeout", 504)
-        rec.attempts += 1
-        try:
-            return await attempt(0, remaining)
-        except ProviderError as exc:
-            if exc.error_type not in RETRYABLE or max_retries < 1:
-                raise
-            first = exc
         attempts = Attempts()
         try:
-            return await retry_after(
-                first, attempt, self.settings.resilience.policy(max_retries), deadline, attempts
+            return await with_retries(
+                attempt, self.policy(r.experiment.max_retries), deadline, attempts
             )
         finally:
             rec.attempts += attempts.count
@@ -265,30 +295,32 @@ class Gateway:
         primary_deadline = r.started + exp.timeout_s / 2 if fallback else deadline
         rec = CallRecord(llm=r.variant.llm, stream=False)
         span = self.start_span(r, r.variant.llm, call)
-        req = shape_request(call, r.variant.llm, r.unit_id, r.trace_id)
         try:
-            try:
-                resp = await self.call(req, r.variant.llm, primary_deadline, exp.max_retries, rec)
-                rec.add_usage(r.variant.llm, resp.model, resp.input_tokens, resp.output_tokens)
-                rec.schema_valid = self.schema_valid(exp, resp.content)
-                if rec.schema_valid is False and fallback is not None:
-                    raise ProviderError(
-                        f"answer of variant {r.variant.id} fails the experiment's output_schema",
-                        error_type="schema_invalid",
-                        status=502,
-                    )
-            except ProviderError as exc:
+            async with self.deadlines.hold(deadline, exp.timeout_s):
+                try:
+                    resp = await self.call(r, r.variant, call, primary_deadline, rec)
+                    rec.add_usage(r.variant.llm, resp.model, resp.input_tokens, resp.output_tokens)
+                    rec.schema_valid = self.schema_valid(exp, resp.content)
+                    if rec.schema_valid is False and fallback is not None:
+                        raise ProviderError(
+                            f"answer of variant {r.variant.id} fails the experiment's "
+                            "output_schema",
+                            error_type="schema_invalid",
+                            status=502,
+                        )
+                except ProviderError as exc:
+                    rec.error_type, rec.error_message = exc.error_type, exc.message
+                    if fallback is None:
+                        raise
+                    final_start = time.monotonic()
+                    resp = await self.call(r, fallback, call, deadline, rec)
+                    rec.add_usage(fallback.llm, resp.model, resp.input_tokens, resp.output_tokens)
+                    rec.fallback, rec.fallback_model = True, fallback.llm.model
+                else:
+                    final_start = r.started
+        except ProviderError as exc:
+            if rec.error_type is None:
                 rec.error_type, rec.error_message = exc.error_type, exc.message
-                if fallback is None:
-                    raise
-                final_start = time.monotonic()
-                fb_req = shape_request(call, fallback.llm, r.unit_id, r.trace_id)
-                resp = await self.call(fb_req, fallback.llm, deadline, exp.max_retries, rec)
-                rec.add_usage(fallback.llm, resp.model, resp.input_tokens, resp.output_tokens)
-                rec.fallback, rec.fallback_model = True, fallback.llm.model
-            else:
-                final_start = r.started
-        except ProviderError:
             rec.latency_ms = (time.monotonic() - r.started) * 1000.0
             self.finish(r, rec, call, span)
             raise
@@ -336,12 +368,27 @@ class Gateway:
             fallback=rec.fallback,
         )
         self.metrics.observe(rec.observation(r.experiment.id, r.metrics_label))
-        if r.counted and r.unit_id is not None:
-            self.emit(
-                llm_call_event(
-                    r.experiment, r.variant_id, r.unit_id, r.trace_id, rec, call.messages
-                )
+        if not r.counted or r.unit_id is None:
+            return
+        exp, unit = r.experiment, r.unit_id
+        if exp.log_payloads and payload_chars(rec, call.messages) > INLINE_CHARS:
+            # Redacting a long prompt takes milliseconds: build the event on the redaction
+            # pool and emit it back on the loop.
+            future = run_off_loop(
+                lambda: llm_call_event(exp, r.variant_id, unit, r.trace_id, rec, call.messages)
             )
+            future.add_done_callback(self._emit_built)
+            return
+        self.emit(llm_call_event(exp, r.variant_id, unit, r.trace_id, rec, call.messages))
+
+    def _emit_built(self, future: asyncio.Future[Event]) -> None:
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
+            log.error("building an llm_call event failed", exc_info=exc)
+            return
+        self.emit(future.result())
 
     def emit(self, event: Event) -> None:
         """Hand an event to the pipeline without waiting; a full pipeline drops and counts it."""

@@ -202,6 +202,15 @@ def llm_call_event(
     )
 
 
+def payload_chars(rec: CallRecord, prompt: list[dict[str, Any]] | None) -> int:
+    """About how many characters ``log_payloads`` would redact for this call (cheap bound)."""
+    size = sum(len(text) for text in rec.answer)
+    for message in prompt or ():
+        content = message.get("content")
+        size += len(content) if isinstance(content, str) else len(str(content))
+    return size
+
+
 def _prompt_text(messages: list[dict[str, Any]]) -> str:
     lines = []
     for message in messages:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from abllm.assign import Assignment, RuntimeState
+from abllm.assign.sticky import Assigned
 from abllm.config import Experiment, LLMConfig, Variant
 from abllm.events import Event
 from abllm.gateway.resilience import ResilienceSettings
@@ -36,9 +37,7 @@ class GatewaySettings:
 class Assigner(Protocol):
     """Assigns a unit; :func:`abllm.assign.assign` is the default and
     ``abllm.assign.sticky.StickyAssigner`` keeps units on their first variant as weights move.
-
-    Called on the event loop once per new (unit, runtime state): an implementation that talks
-    to a store should answer in well under a millisecond (local SQLite, Redis).
+    The SDK (``abllm.Client``) calls :meth:`assign`; the gateway needs a :class:`LoopAssigner`.
     """
 
     def assign(
@@ -50,6 +49,26 @@ class Assigner(Protocol):
         state: RuntimeState | None = None,
     ) -> Assignment:
         """The unit's assignment."""
+        ...
+
+
+class LoopAssigner(Assigner, Protocol):
+    """An :class:`Assigner` the gateway can call on its event loop.
+
+    Called once per new (unit, runtime state). An implementation that talks to a store must
+    not block the loop and must answer quickly: when its store is slow or down it returns the
+    hash assignment with a ``fallback`` cause rather than raise (``StickyAssigner`` does).
+    """
+
+    async def assign_async(
+        self,
+        experiment: Experiment,
+        unit_id: str,
+        attributes: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+        state: RuntimeState | None = None,
+    ) -> Assigned:
+        """The unit's assignment, and why it is a stand-in (None: it is not)."""
         ...
 
 

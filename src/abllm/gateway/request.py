@@ -63,13 +63,62 @@ class ChatCall:
     include_usage: bool = False
 
 
+#: Numeric sampling parameters and their allowed ranges, as the OpenAI API reference documents
+#: them (https://platform.openai.com/docs/api-reference/chat/create). Checked here so a value
+#: the upstream would refuse gets a 400 naming it instead of a call that can only fail.
+RANGES: dict[str, tuple[float, float]] = {
+    "temperature": (0.0, 2.0),
+    "top_p": (0.0, 1.0),
+    "presence_penalty": (-2.0, 2.0),
+    "frequency_penalty": (-2.0, 2.0),
+}
+#: Integer parameters and their minimum (and maximum, where the API sets one).
+INT_RANGES: dict[str, tuple[int, int | None]] = {
+    "max_tokens": (1, None),
+    "max_completion_tokens": (1, None),
+    "n": (1, 128),
+    "top_logprobs": (0, 20),
+    "seed": (-(2**63), 2**63 - 1),
+}
+_BOOLS = ("logprobs", "parallel_tool_calls")
+
+
 def _number(body: Mapping[str, Any], key: str) -> float | None:
     value = body.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BadRequest(f"{key}: must be a number, got {type(value).__name__}", key)
+    low, high = RANGES.get(key, (float("-inf"), float("inf")))
+    if not low <= value <= high:
+        raise BadRequest(f"{key}: must be between {low:g} and {high:g}, got {value!r}", key)
     return float(value)
+
+
+def _integer(body: Mapping[str, Any], key: str) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(f"{key}: must be an integer, got {type(value).__name__}", key)
+    low, high = INT_RANGES[key]
+    if value < low:
+        raise BadRequest(f"{key}: must be at least {low}, got {value}", key)
+    if high is not None and value > high:
+        raise BadRequest(f"{key}: must be at most {high}, got {value}", key)
+    return value
+
+
+def _check_params(body: Mapping[str, Any]) -> None:
+    """Range-check the pass-through parameters the upstream would refuse."""
+    for key in ("presence_penalty", "frequency_penalty"):
+        _number(body, key)
+    for key in ("max_completion_tokens", "n", "top_logprobs", "seed"):
+        _integer(body, key)
+    for key in _BOOLS:
+        value = body.get(key)
+        if value is not None and not isinstance(value, bool):
+            raise BadRequest(f"{key}: must be true or false", key)
 
 
 def _stop(value: Any) -> list[str] | None:
@@ -117,9 +166,8 @@ def parse_chat_call(raw: bytes) -> ChatCall:
             check_id(user, "user")
         except ValidationError as exc:
             raise BadRequest(exc.message, "user") from None
-    max_tokens = body.get("max_tokens")
-    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int)):
-        raise BadRequest("max_tokens: must be an integer", "max_tokens")
+    max_tokens = _integer(body, "max_tokens")
+    _check_params(body)
     params = {k: v for k, v in body.items() if k not in CONTROLLED_KEYS}
     if body.get("user") is not None:
         params["user"] = user

@@ -26,13 +26,13 @@ from typing import Any
 
 import orjson
 
-from abllm.config import LLMConfig
+from abllm.config import Variant
 from abllm.errors import ProviderError
 from abllm.gateway.core import Gateway
 from abllm.gateway.measure import CallRecord
 from abllm.gateway.model import Routed
 from abllm.gateway.request import ChatCall
-from abllm.gateway.resilience import Attempts, with_retries
+from abllm.gateway.resilience import Attempts, clean_error, guarded, with_retries
 from abllm.gateway.shape import shape_request
 from abllm.gateway.stepping import Rest
 from abllm.gateway.stepping import step as next_step
@@ -85,23 +85,31 @@ class StreamSession:
         primary_deadline = (
             self.r.started + exp.timeout_s / 2 if self.fallback is not None else self.deadline
         )
-        llm = self.r.variant.llm
         try:
-            if self.gw.has_schema(exp):
-                await self._start_buffered(llm, primary_deadline)
-            else:
-                self._it, first = await self._open(llm, primary_deadline)
-                self._pending.append(first)
+            async with self.gw.deadlines.hold(self.deadline, exp.timeout_s):
+                try:
+                    if self.gw.has_schema(exp):
+                        await self._start_buffered(self.r.variant, primary_deadline)
+                    else:
+                        self._it, first = await self._open(self.r.variant, primary_deadline)
+                        self._pending.append(first)
+                except ProviderError as exc:
+                    self._record_error(exc)
+                    await self._fail_over(exc)
         except ProviderError as exc:
             self._record_error(exc)
-            try:
-                await self._fail_over(exc)
-            except ProviderError:
-                self._finish()
-                raise
+            if self._it is not None:
+                await _aclose(self._it)
+                self._it = None
+            if self._breaker is not None:  # cut by the request's deadline: no verdict
+                self._breaker.release()
+                self._breaker = None
+            self._finish()
+            raise
 
-    async def _start_buffered(self, llm: LLMConfig, deadline: float) -> None:
-        it, first = await self._open(llm, deadline)
+    async def _start_buffered(self, variant: Variant, deadline: float) -> None:
+        llm = variant.llm
+        it, first = await self._open(variant, deadline)
         chunks = [first]
         try:
             chunks.extend([chunk async for chunk in it])
@@ -124,60 +132,44 @@ class StreamSession:
         self._pending = deque(chunks)
 
     async def _open(
-        self, llm: LLMConfig, deadline: float
+        self, variant: Variant, deadline: float
     ) -> tuple[AsyncIterator[StreamChunk], StreamChunk]:
-        """Open a provider stream and read its first chunk, with retries and the breaker.
+        """Open a provider stream and read its first chunk, with retries and the arm's breaker.
 
         The breaker admits the call here and hears the outcome at the stream's end (or error),
         through :meth:`_settle`; the chunks are not wrapped in another generator, which would
         cost a few microseconds per chunk.
         """
+        llm = variant.llm
         provider = self.gw.provider_for(llm)
-        breaker = self.gw.breakers.for_llm(llm)
+        breaker = self.gw.breaker(self.r, variant)
         req = shape_request(self.call, llm, self.r.unit_id, self.r.trace_id)
         cap = llm.timeout_s
 
         async def attempt(n: int, remaining_s: float) -> tuple[AsyncIterator[StreamChunk], Any]:
             timeout_s = remaining_s if cap is None else min(cap, remaining_s)
-            breaker.before_call()
             it = provider.stream(req if n == 0 else replace(req, attempt=n), llm, timeout_s)
-            try:
+
+            async def first() -> StreamChunk:
                 # The provider enforces timeout_s (see Gateway.call); a stream that never sends
                 # its first chunk raises ``timeout`` from it.
-                first = await anext(it)
-            except StopAsyncIteration:
-                err = ProviderError(
-                    f"{llm.provider} model {llm.model} ended the stream without a chunk",
-                    error_type="bad_response",
-                )
-                breaker.record_failure(err)
-                raise err from None
-            except TimeoutError:
-                await _aclose(it)
-                err = ProviderError(
-                    f"{llm.provider} model {llm.model} sent no chunk within {timeout_s:.3g} s",
-                    error_type="timeout",
-                    status=504,
-                )
-                breaker.record_failure(err)
-                raise err from None
-            except ProviderError as exc:
-                await _aclose(it)
-                breaker.record_failure(exc)
-                raise
-            except BaseException:
-                await _aclose(it)
-                breaker.release()
-                raise
-            return it, first
+                try:
+                    return await anext(it)
+                except StopAsyncIteration:
+                    raise ProviderError(
+                        f"{llm.provider} model {llm.model} ended the stream without a chunk",
+                        error_type="bad_response",
+                    ) from None
+                except BaseException:
+                    await _aclose(it)
+                    raise
+
+            return it, await guarded(breaker, llm, timeout_s, first, settle=False)
 
         attempts = Attempts()
         try:
             it, first = await with_retries(
-                attempt,
-                self.gw.settings.resilience.policy(self.r.experiment.max_retries),
-                deadline,
-                attempts,
+                attempt, self.gw.policy(self.r.experiment.max_retries), deadline, attempts
             )
         finally:
             self.rec.attempts += attempts.count
@@ -208,7 +200,7 @@ class StreamSession:
             await _aclose(self._it)
             self._it = None
         self._settle(exc)
-        self._it, first = await self._open(self.fallback.llm, self.deadline)
+        self._it, first = await self._open(self.fallback, self.deadline)
         self._pending = deque((first,))
 
     async def chunks(
@@ -250,7 +242,7 @@ class StreamSession:
                         break
                     except Exception as exc:
                         if isinstance(exc, ProviderError):
-                            err = exc
+                            err = await clean_error(exc)
                         else:  # a provider bug must not kill the answer
                             log.exception("provider stream raised a non-ProviderError")
                             err = ProviderError(

@@ -31,7 +31,14 @@ from abllm.errors import ProviderError
 from abllm.providers.base import ChatRequest, ChatResponse, StreamChunk
 
 _KEY_SHAPES = re.compile(r"\b(sk-ant-|sk-|Bearer\s+)[\w\-*.]{6,}")
-_SNIPPET = 300
+#: Upstream error text kept in a ProviderError. Generous on purpose: the gateway redacts PII
+#: from the whole text before cutting it short (a cut first could split a card number).
+_SNIPPET = 16_000
+#: Largest upstream answer accepted (a whole body, or a whole stream); a longer one is refused
+#: as ``bad_response`` instead of filling the gateway's memory.
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+#: Largest single server-sent event.
+MAX_EVENT_BYTES = 1024 * 1024
 
 
 class UpstreamError(ProviderError):
@@ -99,15 +106,18 @@ def status_error(
     headers: Mapping[str, str],
     secret: str | None,
 ) -> UpstreamError:
-    """Classify an HTTP error answer: 429 rate_limited, 5xx upstream_5xx, other 4xx upstream_4xx.
+    """Classify an HTTP error answer: 429 rate_limited, 408 timeout, 5xx upstream_5xx, other
+    4xx upstream_4xx (the request's fault: retried never, counted against the breaker never).
 
-    The gateway's own status: 429 stays 429, a 400/413/422 (the caller's request was bad) stays,
-    anything else becomes 502 Bad Gateway.
+    The gateway's own status: 429 stays 429, 408 becomes 504, a 400/413/422 (the caller's
+    request was bad) stays, anything else becomes 502 Bad Gateway.
     """
     detail = redact(_upstream_message(raw), secret)[:_SNIPPET]
     message = f"{provider} model {model}: upstream returned HTTP {status}: {detail}"
     if status == 429:
         return UpstreamError(message, "rate_limited", 429, status, _retry_after(headers))
+    if status == 408:
+        return UpstreamError(message, "timeout", 504, status)
     if status >= 500:
         return UpstreamError(message, "upstream_5xx", 502, status, _retry_after(headers))
     own = status if status in (400, 413, 422) else 502
@@ -125,6 +135,8 @@ def transport_error(
             504,
         )
     detail = redact(f"{type(exc).__name__}: {exc}", secret)[:_SNIPPET]
+    if isinstance(exc, AnswerTooLarge):
+        return UpstreamError(f"{provider} model {model}: {exc}", "bad_response")
     if isinstance(exc, aiohttp.ClientError | OSError):
         return UpstreamError(f"{provider} model {model}: connection failed: {detail}", "connection")
     return UpstreamError(f"{provider} model {model}: malformed answer: {detail}", "bad_response")
@@ -133,6 +145,26 @@ def transport_error(
 def bad_response(provider: str, model: str, what: str) -> UpstreamError:
     """A well-transported answer whose content is not what the API promises."""
     return UpstreamError(f"{provider} model {model}: malformed answer: {what}", "bad_response")
+
+
+class AnswerTooLarge(ValueError):
+    """An upstream answer over :data:`MAX_ANSWER_BYTES` (or an event over the event cap)."""
+
+
+async def read_capped(resp: aiohttp.ClientResponse, limit: int = MAX_ANSWER_BYTES) -> bytes:
+    """The body, or :class:`AnswerTooLarge` once it passes ``limit`` bytes."""
+    length = resp.content_length
+    if length is not None:
+        if length > limit:
+            raise AnswerTooLarge(f"the answer is {length} bytes, over {limit}")
+        return await resp.read()
+    parts, size = [], 0
+    async for block in resp.content.iter_any():
+        size += len(block)
+        if size > limit:
+            raise AnswerTooLarge(f"the answer is over {limit} bytes")
+        parts.append(block)
+    return b"".join(parts)
 
 
 async def sse_events(content: aiohttp.StreamReader) -> AsyncIterator[tuple[str, str]]:
@@ -146,9 +178,15 @@ async def sse_events(content: aiohttp.StreamReader) -> AsyncIterator[tuple[str, 
     event = ""
     data: list[str] = []
     rest = b""
+    total = 0
     async for block in content.iter_any():
+        total += len(block)
+        if total > MAX_ANSWER_BYTES:
+            raise AnswerTooLarge(f"the stream is over {MAX_ANSWER_BYTES} bytes")
         if b"\n" not in block:
             rest += block
+            if len(rest) > MAX_EVENT_BYTES:
+                raise AnswerTooLarge(f"one stream event is over {MAX_EVENT_BYTES} bytes")
             continue
         lines = (rest + block).split(b"\n")
         rest = lines.pop()
@@ -272,7 +310,7 @@ class HTTPProvider(ABC):
             req = replace(req, stream=False)
         try:
             async with self._post(req, key, timeout_s) as resp:
-                raw = await resp.read()
+                raw = await read_capped(resp)
                 if resp.status >= 400:
                     raise status_error(self.name, req.model, resp.status, raw, resp.headers, key)
         except ProviderError:
@@ -297,10 +335,10 @@ class HTTPProvider(ABC):
         try:
             async with self._post(req, key, timeout_s) as resp:
                 if resp.status >= 400:
-                    raw = await resp.read()
+                    raw = await read_capped(resp)
                     raise status_error(self.name, req.model, resp.status, raw, resp.headers, key)
                 if resp.content_type == "application/json":
-                    detail = redact(_upstream_message(await resp.read()), key)[:_SNIPPET]
+                    detail = redact(_upstream_message(await read_capped(resp)), key)[:_SNIPPET]
                     raise bad_response(self.name, req.model, f"expected an event stream: {detail}")
                 async for chunk in self.chunks(resp, req):
                     yield chunk

@@ -50,10 +50,11 @@ T = TypeVar("T")
 
 #: error types worth another attempt: the upstream may answer next time.
 RETRYABLE = frozenset({"rate_limited", "upstream_5xx", "connection"})
-#: error types that count against an upstream's health (a 4xx is the caller's fault).
-BREAKER_FAILURES = frozenset(
-    {"timeout", "rate_limited", "upstream_5xx", "connection", "bad_response"}
-)
+#: error types that count against an upstream's health: 5xx, timeouts (408 included), resets
+#: and 429 (shedding load from a rate-limited upstream is what the breaker is for). A 4xx or a
+#: malformed answer can be caused by the request itself (``max_tokens: 0`` gets an empty answer
+#: from some servers), so it never counts: one caller must not open the breaker for everyone.
+BREAKER_FAILURES = frozenset({"timeout", "rate_limited", "upstream_5xx", "connection"})
 
 
 class CircuitOpenError(ProviderError):
@@ -82,7 +83,9 @@ def counts_as_failure(exc: BaseException) -> bool:
         return False
     if isinstance(exc, ProviderError):
         return exc.error_type in BREAKER_FAILURES
-    return isinstance(exc, Exception)
+    # Outside a ProviderError only transport failures say something about the upstream; any
+    # other exception is a bug on this side.
+    return isinstance(exc, OSError | TimeoutError)
 
 
 class CircuitBreaker:
@@ -207,7 +210,12 @@ class CircuitBreaker:
 
 
 class BreakerRegistry:
-    """One :class:`CircuitBreaker` per (provider, base_url, model), created on first use."""
+    """One :class:`CircuitBreaker` per upstream model, created on first use.
+
+    :meth:`for_llm` keys by (provider, base_url, model); :meth:`for_arm` adds the experiment
+    arm, so a treatment whose own config makes the control's model fail (a prompt that times
+    out, a parameter that gets 5xx) opens only its own breaker and the control keeps answering.
+    """
 
     def __init__(
         self,
@@ -221,9 +229,13 @@ class BreakerRegistry:
         self._clock = clock
         self._breakers: dict[str, CircuitBreaker] = {}
 
-    def get(self, provider: str, model: str, base_url: str | None = None) -> CircuitBreaker:
-        """The breaker for one upstream model; its name is ``provider[@base_url]/model``."""
+    def get(
+        self, provider: str, model: str, base_url: str | None = None, arm: str | None = None
+    ) -> CircuitBreaker:
+        """The breaker for one upstream model; its name is ``[arm:]provider[@base_url]/model``."""
         name = f"{provider}@{base_url}/{model}" if base_url else f"{provider}/{model}"
+        if arm:
+            name = f"{arm}:{name}"
         breaker = self._breakers.get(name)
         if breaker is None:
             threshold, reset, trials = self._settings
@@ -238,8 +250,13 @@ class BreakerRegistry:
         return breaker
 
     def for_llm(self, llm: LLMConfig) -> CircuitBreaker:
-        """The breaker for a variant's ``llm`` block."""
+        """The breaker for an ``llm`` block, shared by everyone calling that model."""
         return self.get(llm.provider, llm.model, None if llm.provider == "sim" else llm.base_url)
+
+    def for_arm(self, llm: LLMConfig, experiment_id: str, variant_id: str) -> CircuitBreaker:
+        """The breaker of one experiment arm's ``llm`` block (``experiment/variant:...``)."""
+        base_url = None if llm.provider == "sim" else llm.base_url
+        return self.get(llm.provider, llm.model, base_url, f"{experiment_id}/{variant_id}")
 
     def states(self) -> dict[str, str]:
         """Breaker name -> state, for metrics and the admin API."""

@@ -131,7 +131,17 @@ def _instance(schema: dict[str, Any], words: list[str], depth: int = 0) -> Any:
 
 
 def plan(req: ChatRequest, llm: LLMConfig, timeout_s: float | None = None) -> SimPlan:
-    """Decide the simulated answer, usage, timings and error for ``req`` (pure, deterministic)."""
+    """Decide the simulated answer, usage, timings and error for ``req`` (pure, deterministic).
+
+    Raises ``upstream_4xx`` (400) for a ``max_tokens`` below 1, as a real upstream would.
+    """
+    if req.max_tokens is not None and req.max_tokens < 1:
+        # What a real upstream answers; the plan could not hold a single token.
+        raise ProviderError(
+            f"sim model {req.model}: max_tokens must be at least 1, got {req.max_tokens}",
+            error_type="upstream_4xx",
+            status=400,
+        )
     profile = llm.sim
     seed = _seed(req)
     rng = random.Random(seed)

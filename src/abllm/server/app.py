@@ -26,10 +26,10 @@ from abllm.errors import AbllmError, Backpressure, NotFound, StoreUnavailable, V
 from abllm.events import EventPipeline, EventStore, PipelineStats
 from abllm.gateway import (
     CHAT_PATH,
-    Assigner,
     ChatCompletionsEndpoint,
     Gateway,
     GatewaySettings,
+    LoopAssigner,
     StateReader,
 )
 from abllm.gateway.asgi import Receive, Scope, Send
@@ -140,7 +140,7 @@ def create_app(
     metrics: GatewayMetrics | None = None,
     spool_dir: str | os.PathLike[str] | None = None,
     state_store: StateStore | None = None,
-    assigner: Assigner | None = None,
+    assigner: LoopAssigner | None = None,
     api_keys: Sequence[str] = (),
 ) -> AbllmApp:
     """Build the app for ``config``.

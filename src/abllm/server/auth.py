@@ -12,10 +12,14 @@ from __future__ import annotations
 import hmac
 import os
 from collections.abc import Iterable
+from typing import Literal
 
 from abllm.gateway.asgi import Receive, Scope, Send
 
 PROTECTED_PREFIX = "/v1/"
+#: The ASGI scope entry where the check records the scope of the key that was presented.
+SCOPE_KEY = "abllm.key_scope"
+KeyScope = Literal["sdk", "admin"]
 _BODY = (
     b'{"error":{"code":"unauthorized",'
     b'"message":"missing or invalid API key: send Authorization: Bearer <key>"}}'
@@ -37,6 +41,16 @@ def _presented(scope: Scope) -> bytes | None:
     return None
 
 
+def key_scope(scope: Scope) -> KeyScope | None:
+    """The scope of the key that authenticated the request (``None``: no valid key).
+
+    Routes and pages use it to decide what a caller may do, e.g. the dashboard's controls
+    (``key_scope(request.scope) == "admin"``).
+    """
+    value = scope.get(SCOPE_KEY)
+    return value if value in ("sdk", "admin") else None
+
+
 class ApiKeyCheck:
     """Decides whether a request may pass; constant-time comparison of keys."""
 
@@ -44,11 +58,19 @@ class ApiKeyCheck:
         self.keys = tuple(k.encode() for k in keys)
 
     def allows(self, scope: Scope) -> bool:
-        """True for open paths, or when a configured key was presented."""
-        if not self.keys or not str(scope.get("path", "")).startswith(PROTECTED_PREFIX):
+        """True for open paths, or when a configured key was presented.
+
+        Records the caller's scope in ``scope[SCOPE_KEY]`` (see :func:`key_scope`): ``admin``
+        on a server without keys, ``sdk`` for a configured key, absent otherwise.
+        """
+        if not self.keys:
+            scope[SCOPE_KEY] = "admin"
             return True
         given = _presented(scope)
-        return given is not None and any(hmac.compare_digest(given, k) for k in self.keys)
+        if given is not None and any(hmac.compare_digest(given, k) for k in self.keys):
+            scope[SCOPE_KEY] = "sdk"
+            return True
+        return not str(scope.get("path", "")).startswith(PROTECTED_PREFIX)
 
     async def reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer 401 with the abllm error shape."""

@@ -129,7 +129,7 @@ async def build_feedback_event(
         except KeyError:
             raise NotFound(f"experiment_id: no experiment {raw_exp!r}") from None
         unit_id = check_id(raw_unit, "unit_id")
-        a = gateway.assignment(exp, unit_id)
+        a = await gateway.assignment(exp, unit_id)
         if a.variant_id is None and a.reason != HOLDOUT:
             return None
         exp_id, version, variant_id = exp.id, exp.version, a.variant_id

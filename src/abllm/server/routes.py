@@ -21,6 +21,7 @@ from abllm.server.feedback import build_feedback_event, parse_json_object
 from abllm.server.health import health
 from abllm.state import runtime_json
 from abllm.telemetry import CONTENT_TYPE_LATEST, pseudonymous_id, redact
+from abllm.telemetry.redact import run_off_loop
 
 router = APIRouter()
 
@@ -193,8 +194,8 @@ async def ingest_events(request: Request) -> JSONResponse:
     if st.pipeline is None:
         raise StoreUnavailable("this server has no event store; start it with --store")
     raw = await _read_limited(request, _MAX_EVENTS_BODY)
-    # Up to 1 MB of validation and redaction: in a worker thread, so the loop keeps serving.
-    events = await asyncio.to_thread(_parse_private, raw)
+    # Up to 1 MB of validation and redaction: on the redaction pool, so the loop keeps serving.
+    events = await run_off_loop(lambda: _parse_private(raw))
     await submit_bounded(st.pipeline, events)
     return JSONResponse({"accepted": len(events)})
 

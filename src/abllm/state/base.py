@@ -25,6 +25,7 @@ from abllm.state.models import (
     replace,
     utcnow,
 )
+from abllm.telemetry.redact import redact
 
 log = logging.getLogger("abllm.state")
 
@@ -170,14 +171,19 @@ class BaseStateStore(abc.ABC):
         reason: str | None = None,
         now: datetime | None = None,
     ) -> ExperimentState:
-        """Apply ``change`` atomically; a change that alters nothing writes nothing."""
+        """Apply ``change`` atomically; a change that alters nothing writes nothing.
+
+        ``actor`` and the reason are redacted (they are shown on the dashboard and logged).
+        """
         now = now or utcnow()
+        actor = redact(actor)
         for _ in range(self.max_attempts):
             current = self.get(experiment_id) or new_state(experiment_id)
             wanted = change(current)
             act, why = action, reason
             if isinstance(wanted, Transition):
                 act, why, wanted = wanted.action, reason or wanted.reason, wanted.state
+            why = redact(why) if why else why
             if wanted is None or _same(current, wanted):
                 return current
             updated = replace(

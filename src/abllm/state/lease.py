@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from abllm.errors import ValidationError
 
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from abllm.state.embedded import EmbeddedStateStore
     from abllm.state.postgres import PostgresStateStore
     from abllm.state.redis import RedisStateStore
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -156,20 +159,45 @@ class PostgresLeases:
         self._holder = sql.SQL(
             "SELECT holder, expires_at FROM {} WHERE name = %s AND expires_at >= now()"
         ).format(table)
-        self._db.run(lambda conn: conn.execute(create))
+        self._create_sql = create
+        self._lock_key = f"abllm:{store.schema}"
+        self._created = False  # the table is made on first use: serve starts while PG is down
+
+    def _create(self, conn: Any) -> None:
+        # The same advisory lock as the state tables: concurrent CREATE ... IF NOT EXISTS
+        # from processes starting together would collide on pg_type.
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_key,))
+            conn.execute(self._create_sql)
+        self._created = True
+
+    def _run(self, fn: Callable[[Any], T]) -> T:
+        """``fn`` on the store's connection, the table created first (again after a reset)."""
+        from psycopg import errors
+
+        def run(conn: Any) -> T:
+            if not self._created:
+                self._create(conn)
+            try:
+                return fn(conn)
+            except errors.UndefinedTable:  # the schema was dropped under a live connection
+                self._create(conn)
+                return fn(conn)
+
+        return self._db.run(run)
 
     def acquire(self, name: str, holder: str, ttl_s: float) -> bool:
         _check(name, holder, ttl_s)
-        rows = self._db.run(
+        rows = self._run(
             lambda conn: conn.execute(self._acquire, (name, holder, float(ttl_s))).fetchall()
         )
         return bool(rows)
 
     def release(self, name: str, holder: str) -> None:
-        self._db.run(lambda conn: conn.execute(self._release, (name, holder)))
+        self._run(lambda conn: conn.execute(self._release, (name, holder)))
 
     def holder(self, name: str) -> LeaseInfo | None:
-        rows = self._db.run(lambda conn: conn.execute(self._holder, (name,)).fetchall())
+        rows = self._run(lambda conn: conn.execute(self._holder, (name,)).fetchall())
         if not rows:
             return None
         holder, expires = rows[0]
