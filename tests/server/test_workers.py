@@ -60,6 +60,15 @@ def _children(pid: int) -> set[int]:
     return {int(p) for p in path.read_text().split()}
 
 
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (nobody may reap a worker whose supervisor was killed)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 def _stored_ids(store_url: str) -> set[str]:
     store = open_store(store_url)
     try:
@@ -207,6 +216,6 @@ def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path, pg_store: 
         supervisor.kill()
         supervisor.wait()
         deadline = time.monotonic() + 20
-        while any(Path(f"/proc/{w}").exists() for w in workers) and time.monotonic() < deadline:
+        while any(_running(w) for w in workers) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not any(Path(f"/proc/{w}").exists() for w in workers)  # drained and gone
+        assert not any(_running(w) for w in workers)  # drained and gone

@@ -37,6 +37,7 @@ log = logging.getLogger("abllm.server")
 
 LISTEN_FD_ENV = "ABLLM_LISTEN_FD"
 WORKER_ENV = "ABLLM_WORKER"
+SUPERVISOR_ENV = "ABLLM_SUPERVISOR_PID"
 #: Exit status of a worker that refused its configuration: restarting cannot help.
 _EXIT_BAD_INPUT = 2
 _BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
@@ -91,7 +92,8 @@ def inherited_socket() -> socket.socket | None:
     fd = os.environ.get(LISTEN_FD_ENV)
     if fd is None:
         return None
-    parent = os.getppid()
+    # The supervisor's pid from its environment: os.getppid() here could already be init's.
+    parent = int(os.environ.get(SUPERVISOR_ENV, os.getppid()))
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -141,6 +143,7 @@ class Supervisor:
             **os.environ,
             LISTEN_FD_ENV: str(self.sock.fileno()),
             WORKER_ENV: str(index),
+            SUPERVISOR_ENV: str(os.getpid()),
         }
         proc = subprocess.Popen(  # noqa: S603 - our own interpreter and command line
             [sys.executable, "-c", "from abllm.cli.main import main; main()", *self.argv],
