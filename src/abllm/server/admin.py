@@ -11,8 +11,10 @@
 
 Each POST is one audited change in the state store; every gateway process sees it within a
 second. An experiment id the state store does not know (``abllm serve`` registers its config's
-experiments) is a 404 naming the known ids, and nothing is written. The actor is the body's
-``actor``, else the ``X-Abllm-Actor`` header, else ``api``.
+experiments) is a 404 naming the known ids, and nothing is written. The audit row's actor is the
+name of the key that acted (e.g. ``admin-key:1a2b3c4d`` or a managed key's ``name (abllm_ak_…)``),
+never the key; only on a server without keys (local use) is it the body's ``actor``, else the
+``X-Abllm-Actor`` header, else ``api``.
 Errors are ``{"error": {"code", "message"}}`` with 400, 404, 409 (conflict) or 503.
 
 A POST answers the new state plus ``applied``: how many live processes (those whose heartbeat
@@ -27,11 +29,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from abllm.errors import AbllmError, Conflict, NotFound, StoreUnavailable, ValidationError
+from abllm.server.auth import key_name
 from abllm.state import ExperimentState, StateStore
 from abllm.state.confirm import confirm
 from abllm.state.known import require_known, wait_known
@@ -61,6 +64,14 @@ def _error(exc: AbllmError) -> JSONResponse:
     return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, status_code=status)
 
 
+def _actor(request: Request, body: ChangeRequest | None, header: str | None) -> str:
+    """The audit row's actor: the key that acted; a declared actor only on a keyless server."""
+    name = key_name(request.scope)
+    if name is not None:
+        return name
+    return (body.actor if body else None) or header or "api"
+
+
 def _state_json(state: ExperimentState) -> dict[str, Any]:
     return state.to_json()
 
@@ -75,7 +86,7 @@ def build_admin_router(state_store: StateStore) -> APIRouter:
         action: Callable[..., Any],
         experiment_id: str,
         body: ChangeRequest | None,
-        header: str | None,
+        actor: str,
         wait_s: float,
         **extra: Any,
     ) -> Any:
@@ -88,7 +99,7 @@ def build_admin_router(state_store: StateStore) -> APIRouter:
             state = action(
                 state_store,
                 experiment_id,
-                actor=(body.actor if body else None) or header or "api",
+                actor=actor,
                 reason=body.reason if body else None,
                 **extra,
             )
@@ -100,43 +111,48 @@ def build_admin_router(state_store: StateStore) -> APIRouter:
     @router.post("/{experiment_id}/kill")
     def kill(
         experiment_id: str,
+        request: Request,
         body: ChangeRequest | None = None,
         x_abllm_actor: str | None = Header(default=None),
         wait_s: float = WAIT,
     ) -> Any:
         """Kill switch: every process serves control for this experiment."""
-        return change(actions.kill, experiment_id, body, x_abllm_actor, wait_s)
+        return change(actions.kill, experiment_id, body, _actor(request, body, x_abllm_actor), wait_s)
 
     @router.post("/{experiment_id}/resume")
     def resume(
         experiment_id: str,
+        request: Request,
         body: ChangeRequest | None = None,
         x_abllm_actor: str | None = Header(default=None),
         wait_s: float = WAIT,
     ) -> Any:
         """Undo a kill or pause (also un-pauses arms a guardrail paused)."""
-        return change(actions.resume, experiment_id, body, x_abllm_actor, wait_s)
+        return change(actions.resume, experiment_id, body, _actor(request, body, x_abllm_actor), wait_s)
 
     @router.post("/{experiment_id}/rollout/advance")
     def advance(
         experiment_id: str,
+        request: Request,
         body: AdvanceRequest | None = None,
         x_abllm_actor: str | None = Header(default=None),
         wait_s: float = WAIT,
     ) -> Any:
         """One step forward: the next stage, or the winner rollout when ``winner`` is given."""
         winner = body.winner if body else None
-        return change(actions.advance, experiment_id, body, x_abllm_actor, wait_s, winner=winner)
+        actor = _actor(request, body, x_abllm_actor)
+        return change(actions.advance, experiment_id, body, actor, wait_s, winner=winner)
 
     @router.post("/{experiment_id}/rollout/rollback")
     def rollback(
         experiment_id: str,
+        request: Request,
         body: ChangeRequest | None = None,
         x_abllm_actor: str | None = Header(default=None),
         wait_s: float = WAIT,
     ) -> Any:
         """One step back; automatic advances then wait for a manual advance."""
-        return change(actions.rollback, experiment_id, body, x_abllm_actor, wait_s)
+        return change(actions.rollback, experiment_id, body, _actor(request, body, x_abllm_actor), wait_s)
 
     @router.get("/{experiment_id}/state")
     def get_state(experiment_id: str) -> Any:

@@ -35,7 +35,8 @@ from abllm.gateway import (
 from abllm.gateway.asgi import Receive, Scope, Send
 from abllm.providers import ProviderRegistry
 from abllm.server.admin import build_admin_router
-from abllm.server.auth import ApiKeyCheck
+from abllm.server import login
+from abllm.server.auth import ApiKeyCheck, KeyLookup
 from abllm.server.routes import router
 from abllm.server.snapshot import build_snapshot_router
 from abllm.state import StateStore, StateView
@@ -55,9 +56,14 @@ class AbllmApp(FastAPI):
     auth: ApiKeyCheck = ApiKeyCheck(())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self.auth.allows(scope):
-            await self.auth.reject(scope, receive, send)
-            return
+        if scope["type"] == "http":
+            status = self.auth.status(scope)
+            if status:
+                await self.auth.reject(scope, receive, send, status)
+                return
+            if scope["path"] in (login.LOGIN_PATH, login.LOGOUT_PATH):
+                await login.handle(self.auth, scope, receive, send)
+                return
         hot = self.hot_path
         if (
             hot is not None
@@ -141,6 +147,9 @@ def create_app(
     state_store: StateStore | None = None,
     assigner: LoopAssigner | None = None,
     api_keys: Sequence[str] = (),
+    admin_keys: Sequence[str] = (),
+    managed_keys: KeyLookup | None = None,
+    metrics_open: bool = False,
 ) -> AbllmApp:
     """Build the app for ``config``.
 
@@ -150,8 +159,10 @@ def create_app(
     :class:`ProviderRegistry` and an in-memory state view; the app closes only what it made.
     ``assigner`` replaces the pure ``assign`` (e.g. ``StickyAssigner(open_sticky(url))``).
     ``state_store`` (an ``abllm.state.StateStore``) adds the admin routes of
-    :mod:`abllm.server.admin`; pass its ``StateView`` as ``state``. ``api_keys`` (non-empty)
-    makes every ``/v1/`` route require one of them (:mod:`abllm.server.auth`).
+    :mod:`abllm.server.admin`; pass its ``StateView`` as ``state``. ``api_keys`` (sdk scope),
+    ``admin_keys`` and ``managed_keys`` (keys kept in the state store): once any key exists,
+    every route but ``/healthz`` needs one (:mod:`abllm.server.auth`); ``metrics_open`` leaves
+    ``/metrics`` open for a scraper on a private network.
     """
     owns_pipeline = pipeline is None and store is not None
     if owns_pipeline and store is not None:
@@ -213,5 +224,7 @@ def create_app(
         return error_response(exc)
 
     app.hot_path = ChatCompletionsEndpoint(gateway)
-    app.auth = ApiKeyCheck(api_keys)
+    app.auth = ApiKeyCheck(
+        api_keys, admin_keys, managed=managed_keys, metrics_open=metrics_open
+    )
     return app
