@@ -42,8 +42,10 @@ def register(app: typer.Typer) -> None:
             None, "--api-key-file", help="sdk keys, one a line (keeps them out of ps)"
         ),
         admin_key: list[str] = typer.Option(
-            [], "--admin-key", help="admin key: also /v1/admin/* and the dashboard's controls "
-            "(repeatable; also $ABLLM_ADMIN_KEYS)"
+            [],
+            "--admin-key",
+            help="admin key: also /v1/admin/* and the dashboard's controls "
+            "(repeatable; also $ABLLM_ADMIN_KEYS)",
         ),
         admin_key_file: Path | None = typer.Option(
             None, "--admin-key-file", help="admin keys, one a line"

@@ -117,7 +117,9 @@ def build_admin_router(state_store: StateStore) -> APIRouter:
         wait_s: float = WAIT,
     ) -> Any:
         """Kill switch: every process serves control for this experiment."""
-        return change(actions.kill, experiment_id, body, _actor(request, body, x_abllm_actor), wait_s)
+        return change(
+            actions.kill, experiment_id, body, _actor(request, body, x_abllm_actor), wait_s
+        )
 
     @router.post("/{experiment_id}/resume")
     def resume(
@@ -128,7 +130,9 @@ def build_admin_router(state_store: StateStore) -> APIRouter:
         wait_s: float = WAIT,
     ) -> Any:
         """Undo a kill or pause (also un-pauses arms a guardrail paused)."""
-        return change(actions.resume, experiment_id, body, _actor(request, body, x_abllm_actor), wait_s)
+        return change(
+            actions.resume, experiment_id, body, _actor(request, body, x_abllm_actor), wait_s
+        )
 
     @router.post("/{experiment_id}/rollout/advance")
     def advance(
@@ -152,7 +156,9 @@ def build_admin_router(state_store: StateStore) -> APIRouter:
         wait_s: float = WAIT,
     ) -> Any:
         """One step back; automatic advances then wait for a manual advance."""
-        return change(actions.rollback, experiment_id, body, _actor(request, body, x_abllm_actor), wait_s)
+        return change(
+            actions.rollback, experiment_id, body, _actor(request, body, x_abllm_actor), wait_s
+        )
 
     @router.get("/{experiment_id}/state")
     def get_state(experiment_id: str) -> Any:

@@ -34,8 +34,8 @@ from abllm.gateway import (
 )
 from abllm.gateway.asgi import Receive, Scope, Send
 from abllm.providers import ProviderRegistry
-from abllm.server.admin import build_admin_router
 from abllm.server import login
+from abllm.server.admin import build_admin_router
 from abllm.server.auth import ApiKeyCheck, KeyLookup
 from abllm.server.routes import router
 from abllm.server.snapshot import build_snapshot_router
@@ -224,7 +224,5 @@ def create_app(
         return error_response(exc)
 
     app.hot_path = ChatCompletionsEndpoint(gateway)
-    app.auth = ApiKeyCheck(
-        api_keys, admin_keys, managed=managed_keys, metrics_open=metrics_open
-    )
+    app.auth = ApiKeyCheck(api_keys, admin_keys, managed=managed_keys, metrics_open=metrics_open)
     return app

@@ -98,7 +98,7 @@ def keys_from_file(path: str | os.PathLike[str]) -> tuple[str, ...]:
 
 
 def static_key_name(key: str, scope: KeyScope) -> str:
-    """A configured key's printable name: its scope and a short digest, e.g. ``admin-key:1a2b3c4d``."""
+    """A configured key's printable name: scope and short digest, e.g. ``admin-key:1a2b3c4d``."""
     return f"{scope}-key:{hashlib.sha256(key.encode()).hexdigest()[:8]}"
 
 
@@ -203,7 +203,9 @@ class ApiKeyCheck:
         if caller is not None:
             scope[SCOPE_KEY] = caller.scope
             scope[NAME_KEY] = caller.name
-        needed = required_scope(str(scope.get("path", "")), str(scope.get("method", "")), self.metrics_open)
+        needed = required_scope(
+            str(scope.get("path", "")), str(scope.get("method", "")), self.metrics_open
+        )
         if needed is None:
             return 0
         if caller is None:

@@ -120,8 +120,8 @@ def create_key(keys: ManagedKeys, scope: str, name: str) -> tuple[KeyRecord, str
     if any(r.name == name and r.revoked_at is None for r in keys.all()):
         raise Conflict(f"a key named {name!r} exists: revoke it first or choose another name")
     key_id = secrets.token_hex(4)
-    key = f"{PREFIXES[scope]}{key_id}_{secrets.token_urlsafe(32)}"  # type: ignore[index]
-    record = KeyRecord(key_id, name, scope, hash_key(key), time.time())  # type: ignore[arg-type]
+    key = f"{PREFIXES[scope]}{key_id}_{secrets.token_urlsafe(32)}"
+    record = KeyRecord(key_id, name, scope, hash_key(key), time.time())
     keys.add(record)
     return record, key
 
@@ -240,7 +240,9 @@ class RedisKeys:
         return f"{self._store.prefix}apikey:{key_id}"
 
     def add(self, record: KeyRecord) -> None:
-        mapping = {f: str(v) for f, v in zip(self._FIELDS, _row(record), strict=True) if v is not None}
+        mapping: dict[Any, Any] = {
+            f: str(v) for f, v in zip(self._FIELDS, _row(record), strict=True) if v is not None
+        }
 
         def write() -> None:
             pipe = self._store.client.pipeline(transaction=True)
@@ -261,7 +263,9 @@ class RedisKeys:
         records = []
         for raw in self._store._call(read):
             got = {
-                (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+                (k.decode() if isinstance(k, bytes) else k): (
+                    v.decode() if isinstance(v, bytes) else v
+                )
                 for k, v in raw.items()
             }
             if got:
@@ -272,8 +276,10 @@ class RedisKeys:
         # HSETNX: a second revoke keeps the first time and reports False.
         return bool(
             self._store._call(
-                lambda: self._store.client.exists(self._key(key_id))
-                and self._store.client.hsetnx(self._key(key_id), "revoked_at", str(at))
+                lambda: (
+                    self._store.client.exists(self._key(key_id))
+                    and self._store.client.hsetnx(self._key(key_id), "revoked_at", str(at))
+                )
             )
         )
 
