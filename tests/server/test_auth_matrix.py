@@ -77,7 +77,7 @@ def _concrete(path: str) -> str:
 
 
 def test_the_table_holds_the_documented_routes() -> None:
-    assert SDK_ROUTES <= set(ROUTES)
+    assert set(ROUTES) >= SDK_ROUTES
     assert any(p.startswith("/v1/admin/") for _, p in ROUTES)
     assert ("GET", "/dashboard") in ROUTES
 

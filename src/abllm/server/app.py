@@ -37,6 +37,7 @@ from abllm.providers import ProviderRegistry
 from abllm.server import login
 from abllm.server.admin import build_admin_router
 from abllm.server.auth import ApiKeyCheck, KeyLookup
+from abllm.server.docs import build_docs_router
 from abllm.server.routes import router
 from abllm.server.snapshot import build_snapshot_router
 from abllm.state import StateStore, StateView
@@ -209,13 +210,14 @@ def create_app(
         title="abllm",
         summary="A/B testing and gradual rollout for LLM features",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served from the package by abllm.server.docs, not from a CDN
         redoc_url=None,
     )
     app.state.abllm = app_state
     app.include_router(router)
     app.include_router(build_dashboard_router())
-    app.include_router(build_snapshot_router())  # readers of a busy embedded store
+    app.include_router(build_snapshot_router())
+    app.include_router(build_docs_router())  # readers of a busy embedded store
     if state_store is not None:  # runtime state: kill switch, rollout moves, audit log
         app.include_router(build_admin_router(state_store))
 
