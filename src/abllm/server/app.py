@@ -38,6 +38,7 @@ from abllm.server import login
 from abllm.server.admin import build_admin_router
 from abllm.server.auth import ApiKeyCheck, KeyLookup
 from abllm.server.docs import build_docs_router
+from abllm.server.guard import install_error_handlers, read_limited
 from abllm.server.routes import router
 from abllm.server.snapshot import build_snapshot_router
 from abllm.state import StateStore, StateView
@@ -48,6 +49,7 @@ from abllm.telemetry import GatewayMetrics
 from abllm.telemetry.metrics import EventGauges
 
 log = logging.getLogger("abllm.server")
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class AbllmApp(FastAPI):
@@ -74,6 +76,11 @@ class AbllmApp(FastAPI):
         ):
             await hot(scope, receive, send)
             return
+        if scope["type"] == "http" and scope["method"] in BODY_METHODS:
+            limited = await read_limited(scope, receive, send)  # 413 past the route's limit
+            if limited is None:
+                return
+            receive = limited
         await super().__call__(scope, receive, send)
 
 
@@ -220,6 +227,8 @@ def create_app(
     app.include_router(build_docs_router())  # readers of a busy embedded store
     if state_store is not None:  # runtime state: kill switch, rollout moves, audit log
         app.include_router(build_admin_router(state_store))
+
+    install_error_handlers(app)
 
     @app.exception_handler(AbllmError)
     async def _abllm_error(request: Request, exc: AbllmError) -> JSONResponse:
