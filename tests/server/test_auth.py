@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import openai
@@ -92,17 +93,24 @@ def test_audit_names_the_key_not_the_declared_actor(client: TestClient, state: S
 def test_managed_keys_pass_until_revoked(client: TestClient, state: StateStore) -> None:
     record, key = create_key(keys_for(state), "admin", "ops")
     headers = {"Authorization": f"Bearer {key}"}
-    assert client.get("/v1/admin/experiments/exp_summarize_v2/state", headers=headers).is_success
+    state_url = "/v1/admin/experiments/exp_summarize_v2/state"
+    # ttl_s=0: a request starts a background refresh; the new key counts within moments.
+    assert _eventually(lambda: client.get(state_url, headers=headers).status_code == 200)
     base = "/v1/admin/experiments/exp_summarize_v2"
     assert client.post(f"{base}/kill?wait_s=0", headers=headers).status_code == 200
     audit = client.get(f"{base}/audit", headers=headers).json()["audit"]
     assert audit[-1]["actor"] == "ops (" + record.prefix + ")" and key not in str(audit)
     revoke_key(keys_for(state), "ops")
-    # ttl_s=0: the next request starts a refresh; it lands within moments.
-    for _ in range(100):
-        if client.get("/v1/models", headers=headers).status_code == 401:
-            break
-    assert client.get("/v1/models", headers=headers).status_code == 401
+    assert _eventually(lambda: client.get("/v1/models", headers=headers).status_code == 401)
+
+
+def _eventually(check: Callable[[], bool], timeout_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def test_metrics_takes_a_bearer_key_or_is_opened(client: TestClient) -> None:
