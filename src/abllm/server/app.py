@@ -34,7 +34,7 @@ from abllm.gateway import (
 )
 from abllm.gateway.asgi import Receive, Scope, Send
 from abllm.providers import ProviderRegistry
-from abllm.server import login
+from abllm.server import login, openapi
 from abllm.server.admin import build_admin_router
 from abllm.server.auth import ApiKeyCheck, KeyLookup
 from abllm.server.docs import build_docs_router
@@ -229,6 +229,7 @@ def create_app(
         app.include_router(build_admin_router(state_store))
 
     install_error_handlers(app)
+    openapi.install(app, CHAT_PATH)
 
     @app.exception_handler(AbllmError)
     async def _abllm_error(request: Request, exc: AbllmError) -> JSONResponse:
