@@ -72,7 +72,7 @@ class Usage(BaseModel):
 
 
 class ChatCompletionResponse(BaseModel):
-    """The OpenAI shape; the headers ``X-Abllm-Experiment`` and ``X-Abllm-Variant`` say who served."""
+    """The OpenAI shape; headers ``X-Abllm-Experiment`` and ``X-Abllm-Variant`` say who served."""
 
     id: str
     object: Literal["chat.completion"] = "chat.completion"
