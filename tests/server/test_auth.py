@@ -170,3 +170,33 @@ def test_bind_refused_beyond_loopback_without_a_key() -> None:
 def test_openai_client_sends_its_key_as_bearer() -> None:
     # The official SDK's api_key is what the gateway checks: no custom header needed.
     assert "Authorization" in openai.OpenAI(api_key="k", base_url="http://x/v1").auth_headers
+
+
+def test_per_key_rate_limit_answers_429_with_retry_after() -> None:
+    config = load_experiments(ROOT / "examples" / "summarize.yaml")
+    app = create_app(config, api_keys=["a", "b"], rate_limit=2)
+    with TestClient(app) as c:
+        codes = [
+            c.get("/v1/models", headers={"Authorization": "Bearer a"}).status_code for _ in range(3)
+        ]
+        assert codes == [200, 200, 429]
+        r = c.get("/v1/models", headers={"Authorization": "Bearer a"})
+        assert r.status_code == 429 and r.headers["retry-after"] == "1"
+        assert r.json()["error"]["code"] == "rate_limited"
+        # Buckets are per key: another key is unaffected.
+        assert c.get("/v1/models", headers={"Authorization": "Bearer b"}).status_code == 200
+
+
+def test_token_bucket_refills_at_the_rate() -> None:
+    from abllm.server.ratelimit import RateLimiter
+
+    now = [0.0]
+    limiter = RateLimiter(1, burst=2, clock=lambda: now[0])
+    assert [limiter.take("k") for _ in range(2)] == [0, 0]
+    assert limiter.take("k") == pytest.approx(1.0)
+    now[0] = 0.5
+    assert limiter.take("k") == pytest.approx(0.5)
+    now[0] = 1.0
+    assert limiter.take("k") == 0
+    with pytest.raises(ValidationError, match="above 0"):
+        RateLimiter(0)

@@ -53,6 +53,9 @@ def register(app: typer.Typer) -> None:
         metrics_open: bool = typer.Option(
             False, "--metrics-open", help="serve /metrics without a key (private-network scraper)"
         ),
+        rate_limit: float | None = typer.Option(
+            None, "--rate-limit", help="requests a second per key (429 + Retry-After past it)"
+        ),
         insecure: bool = typer.Option(
             False, "--insecure", help="allow --host beyond loopback with no API key (warns)"
         ),
@@ -132,6 +135,7 @@ def register(app: typer.Typer) -> None:
                     admin_keys=keys.admin,
                     managed_keys=managed,
                     metrics_open=metrics_open,
+                    rate_limit=rate_limit,
                     settings=GatewaySettings(default_experiment=default_experiment),
                     spool_dir=spool_dir,
                 )

@@ -39,6 +39,7 @@ from abllm.server.admin import build_admin_router
 from abllm.server.auth import ApiKeyCheck, KeyLookup
 from abllm.server.docs import build_docs_router
 from abllm.server.guard import install_error_handlers, read_limited
+from abllm.server.ratelimit import RateLimiter
 from abllm.server.routes import router
 from abllm.server.snapshot import build_snapshot_router
 from abllm.state import StateStore, StateView
@@ -158,6 +159,7 @@ def create_app(
     admin_keys: Sequence[str] = (),
     managed_keys: KeyLookup | None = None,
     metrics_open: bool = False,
+    rate_limit: float | None = None,
 ) -> AbllmApp:
     """Build the app for ``config``.
 
@@ -170,7 +172,8 @@ def create_app(
     :mod:`abllm.server.admin`; pass its ``StateView`` as ``state``. ``api_keys`` (sdk scope),
     ``admin_keys`` and ``managed_keys`` (keys kept in the state store): once any key exists,
     every route but ``/healthz`` needs one (:mod:`abllm.server.auth`); ``metrics_open`` leaves
-    ``/metrics`` open for a scraper on a private network.
+    ``/metrics`` open for a scraper on a private network; ``rate_limit`` caps each key's
+    requests a second (429 with Retry-After past it).
     """
     owns_pipeline = pipeline is None and store is not None
     if owns_pipeline and store is not None:
@@ -236,5 +239,11 @@ def create_app(
         return error_response(exc)
 
     app.hot_path = ChatCompletionsEndpoint(gateway)
-    app.auth = ApiKeyCheck(api_keys, admin_keys, managed=managed_keys, metrics_open=metrics_open)
+    app.auth = ApiKeyCheck(
+        api_keys,
+        admin_keys,
+        managed=managed_keys,
+        metrics_open=metrics_open,
+        rate_limit=RateLimiter(rate_limit) if rate_limit is not None else None,
+    )
     return app

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from abllm.errors import ValidationError
 from abllm.gateway.asgi import Receive, Scope, Send
+from abllm.server.ratelimit import RateLimiter, retry_after
 
 if TYPE_CHECKING:
     from abllm.server.login import Sessions
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 #: The ASGI scope entries where the check records the caller: its key's scope and name.
 SCOPE_KEY = "abllm.key_scope"
 NAME_KEY = "abllm.key_name"
+RETRY_KEY = "abllm.retry_after"
 KeyScope = Literal["sdk", "admin"]
 #: Paths that need no key ever: the liveness probe and the login form itself.
 OPEN_PATHS = frozenset({"/healthz", "/login", "/logout"})
@@ -48,6 +50,7 @@ _UNAUTHORIZED = (
     b'{"error":{"code":"unauthorized",'
     b'"message":"missing or invalid API key: send Authorization: Bearer <key>"}}'
 )
+_RATE_LIMITED = b'{"error":{"code":"rate_limited","message":"this key is over its rate limit"}}'
 _FORBIDDEN = (
     b'{"error":{"code":"forbidden",'
     b'"message":"this route needs an admin key (ABLLM_ADMIN_KEYS, --admin-key or '
@@ -149,6 +152,7 @@ class ApiKeyCheck:
         managed: KeyLookup | None = None,
         metrics_open: bool = False,
         session_secret: bytes | None = None,
+        rate_limit: RateLimiter | None = None,
     ) -> None:
         # Digests, so comparing against many keys never depends on where they differ.
         self._static: dict[bytes, Caller] = {}
@@ -159,6 +163,7 @@ class ApiKeyCheck:
         self._names = {c.name: c for c in self._static.values()}
         self.managed = managed
         self.metrics_open = metrics_open
+        self.rate_limit = rate_limit
         from abllm.server.login import Sessions, derive_secret
 
         secret = session_secret or derive_secret(self._static)
@@ -195,7 +200,8 @@ class ApiKeyCheck:
         return self.caller_by_name(name) if name is not None else None
 
     def status(self, scope: Scope) -> int:
-        """0 when the request may pass, else 401 or 403; records the caller in ``scope``."""
+        """0 when the request may pass, else 401, 403 or 429 (the key's rate limit, see
+        :mod:`abllm.server.ratelimit`); records the caller in ``scope``."""
         if not self.enabled:
             scope[SCOPE_KEY] = "admin"
             return 0
@@ -212,6 +218,11 @@ class ApiKeyCheck:
             return 401
         if needed == "admin" and caller.scope != "admin":
             return 403
+        if self.rate_limit is not None:
+            wait_s = self.rate_limit.take(caller.name)
+            if wait_s > 0:
+                scope[RETRY_KEY] = wait_s
+                return 429
         return 0
 
     def allows(self, scope: Scope) -> bool:
@@ -219,7 +230,7 @@ class ApiKeyCheck:
         return self.status(scope) == 0
 
     async def reject(self, scope: Scope, receive: Receive, send: Send, status: int = 401) -> None:
-        """Answer 401/403 in the abllm error shape, or the login form to a browser."""
+        """Answer 401/403/429 in the abllm error shape, or the login form to a browser."""
         from abllm.server.login import login_page, wants_html
 
         if status == 401 and wants_html(scope):
@@ -228,7 +239,10 @@ class ApiKeyCheck:
         headers = [(b"content-type", b"application/json")]
         if status == 401:
             headers.append((b"www-authenticate", b"Bearer"))
-        body = _UNAUTHORIZED if status == 401 else _FORBIDDEN
+        if status == 429:
+            wait = retry_after(float(scope.get(RETRY_KEY, 1.0)))
+            headers.append((b"retry-after", wait.encode()))
+        body = {401: _UNAUTHORIZED, 403: _FORBIDDEN}.get(status, _RATE_LIMITED)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
