@@ -65,3 +65,20 @@ def test_invalid_body_names_the_field_without_echoing_it(client: TestClient) -> 
     assert r.status_code == 400
     r = client.get("/v1/admin/experiments/exp_summarize_v2/audit?limit=-1")
     assert r.status_code == 400 and "query.limit" in r.json()["error"]["message"]
+
+
+def test_chat_depth_and_message_count_limits(client: TestClient) -> None:
+    # 1,000 levels inside a message made the sim provider raise RecursionError (a 502).
+    nested = b"[" * 1000 + b"]" * 1000
+    deep = (
+        b'{"model":"exp_summarize_v2","messages":[{"role":"user","content":"hi","x":'
+        + nested
+        + b"}]}"
+    )
+    r = client.post(
+        "/v1/chat/completions", content=deep, headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 400 and "nested deeper" in r.json()["error"]["message"]
+    many = {"model": "exp_summarize_v2", "messages": [{"role": "user", "content": "hi"}] * 5000}
+    r = client.post("/v1/chat/completions", json=many)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "messages"
