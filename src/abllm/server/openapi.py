@@ -175,7 +175,11 @@ def build_schema(app: FastAPI, chat_path: str) -> dict[str, Any]:
         schemas[model.__name__] = js
     components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     paths = schema.setdefault("paths", {})
-    stream = {"text/event-stream": {"schema": {"type": "string"}}}
+    stream = {
+        "text/event-stream": {
+            "schema": {"description": "chat.completion.chunk events, then data: [DONE]"}
+        }
+    }
     chat = _operation(
         "OpenAI-compatible chat completions through the experiment's assigned variant",
         "ChatCompletionRequest",
