@@ -348,8 +348,8 @@ class KeyCache:
     def __init__(self, keys: ManagedKeys, ttl_s: float = 5.0) -> None:
         self._keys = keys
         self.ttl_s = ttl_s
-        self._by_id: dict[str, KeyRecord] = {}
-        self._by_label: dict[str, KeyRecord] = {}
+        self._by_id: dict[str, tuple[str, Caller]] = {}  # id -> (key hash, caller)
+        self._by_label: dict[str, Caller] = {}
         self._loaded = False
         self._read_at = 0.0
         self._refreshing = threading.Lock()
@@ -357,13 +357,16 @@ class KeyCache:
 
     def refresh(self) -> None:
         """Read the rows now (the background refresh calls this)."""
+        from abllm.server.auth import Caller
+
         try:
             rows = [r for r in self._keys.all() if r.revoked_at is None]
         except (StoreUnavailable, OSError):
             self._read_at = time.monotonic()  # retried after ttl_s, not on every request
             return
-        self._by_id = {r.id: r for r in rows}
-        self._by_label = {r.label: r for r in rows}
+        callers = {r.id: Caller(r.scope, r.label) for r in rows}
+        self._by_id = {r.id: (r.key_hash, callers[r.id]) for r in rows}
+        self._by_label = {c.name: c for c in callers.values()}
         self._loaded = True
         self._read_at = time.monotonic()
 
@@ -390,18 +393,13 @@ class KeyCache:
         return self._loaded
 
     def caller(self, key: str) -> Caller | None:
-        from abllm.server.auth import Caller
-
         self._fresh()
         key_id = parse_id(key)
-        record = self._by_id.get(key_id) if key_id is not None else None
-        if record is None or not hmac.compare_digest(record.key_hash, hash_key(key)):
+        found = self._by_id.get(key_id) if key_id is not None else None
+        if found is None or not hmac.compare_digest(found[0], hash_key(key)):
             return None
-        return Caller(record.scope, record.label)
+        return found[1]
 
     def by_name(self, name: str) -> Caller | None:
-        from abllm.server.auth import Caller
-
         self._fresh()
-        record = self._by_label.get(name)
-        return None if record is None else Caller(record.scope, record.label)
+        return self._by_label.get(name)
