@@ -15,30 +15,25 @@ from typing import TYPE_CHECKING
 import typer
 
 from abllm.cli.common import console, fail, print_json
+from abllm.cli.statecmd import STATE_HELP, _open
 from abllm.errors import AbllmError
 
 if TYPE_CHECKING:
     from abllm.state.keys import ManagedKeys
 
 STORE_HELP = "event store URL; keys live in its state database (default: $ABLLM_STORE)"
-STATE_HELP = "state backend URL when not the store's database, e.g. redis://host:6379/0"
 
 
 @contextmanager
 def _keys(store: str | None, state: str | None) -> Iterator[ManagedKeys]:
-    from abllm.state import open_state
+    """The managed keys of the state backend; abllm errors end as one line (exit 2)."""
     from abllm.state.keys import keys_for
 
-    try:
-        backend = open_state(state, store_url=store)
-    except AbllmError as exc:
-        fail(exc)
-    try:
-        yield keys_for(backend)
-    except AbllmError as exc:
-        fail(exc)
-    finally:
-        backend.close()
+    with _open(store, state) as backend:
+        try:
+            yield keys_for(backend)
+        except AbllmError as exc:
+            fail(exc)
 
 
 def _when(ts: float | None) -> str:
