@@ -15,7 +15,8 @@ from typing import Any
 
 from abllm.server.auth import ApiKeyCheck
 from abllm.state import open_state
-from abllm.state.keys import KeyCache, create_key, keys_for
+from abllm.state.keycache import KeyCache
+from abllm.state.keys import create_key, keys_for
 
 
 def _per_call_us(check: ApiKeyCheck, headers: list[tuple[bytes, bytes]], calls: int) -> float:

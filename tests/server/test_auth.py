@@ -16,7 +16,8 @@ from abllm.rollout import register_experiments
 from abllm.server import create_app
 from abllm.server.auth import KeyConfig, check_bind, keys_from_env, static_key_name
 from abllm.state import StateStore, open_state
-from abllm.state.keys import KeyCache, create_key, keys_for, revoke_key
+from abllm.state.keycache import KeyCache
+from abllm.state.keys import create_key, keys_for, revoke_key
 
 ROOT = Path(__file__).resolve().parents[2]
 SDK = {"Authorization": "Bearer s3cret"}

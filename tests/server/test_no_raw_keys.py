@@ -12,7 +12,8 @@ from abllm.config import load_experiments
 from abllm.rollout import register_experiments
 from abllm.server import create_app
 from abllm.state import open_state
-from abllm.state.keys import KeyCache, create_key, keys_for
+from abllm.state.keycache import KeyCache
+from abllm.state.keys import create_key, keys_for
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC = "static-admin-key-0123456789"

@@ -6,7 +6,8 @@ import pytest
 
 from abllm.errors import Conflict, NotFound, ValidationError
 from abllm.state import StateStore
-from abllm.state.keys import KeyCache, create_key, hash_key, keys_for, parse_id, revoke_key
+from abllm.state.keycache import KeyCache
+from abllm.state.keys import create_key, hash_key, keys_for, parse_id, revoke_key
 
 
 def test_create_list_revoke(store: StateStore) -> None:

@@ -99,7 +99,8 @@ def register(app: typer.Typer) -> None:
                 # made by other processes (`abllm kill`, the controller) by push or polling.
                 state_store = open_state(state, store_url=store)
                 opened.callback(state_store.close)
-                from abllm.state.keys import KeyCache, keys_for
+                from abllm.state.keycache import KeyCache
+                from abllm.state.keys import keys_for
 
                 keys = KeyConfig.gather(api_key, admin_key, api_key_file, admin_key_file)
                 managed = KeyCache(keys_for(state_store))

@@ -67,7 +67,7 @@ class Caller:
 
 
 class KeyLookup(Protocol):
-    """Managed keys as the check sees them (:class:`abllm.state.keys.KeyCache`)."""
+    """Managed keys as the check sees them (:class:`abllm.state.keycache.KeyCache`)."""
 
     def any(self) -> bool:
         """True when at least one unrevoked managed key exists."""
@@ -156,10 +156,11 @@ class ApiKeyCheck:
     ) -> None:
         # By digest: see caller_of_key.
         self._static: dict[bytes, Caller] = {}
-        for scope, group in (("sdk", keys), ("admin", admin_keys)):
+        groups: tuple[tuple[KeyScope, Iterable[str]], ...] = (("sdk", keys), ("admin", admin_keys))
+        for scope, group in groups:
             for key in group:
                 digest = hashlib.sha256(key.encode()).digest()
-                self._static[digest] = Caller(scope, static_key_name(key, scope))  # type: ignore[arg-type]
+                self._static[digest] = Caller(scope, static_key_name(key, scope))
         self._names = {c.name: c for c in self._static.values()}
         self.managed = managed
         self.metrics_open = metrics_open
