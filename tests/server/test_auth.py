@@ -201,3 +201,20 @@ def test_token_bucket_refills_at_the_rate() -> None:
     assert limiter.take("k") == 0
     with pytest.raises(ValidationError, match="above 0"):
         RateLimiter(0)
+
+
+def test_login_from_another_origin_is_refused(client: TestClient) -> None:
+    r = client.post(
+        "/login",
+        data={"key": "s3cret"},
+        headers={"Origin": "https://evil.example"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 401 and "set-cookie" not in r.headers
+    ok = client.post(
+        "/login",
+        data={"key": "s3cret"},
+        headers={"Origin": "http://testserver"},
+        follow_redirects=False,
+    )
+    assert ok.status_code == 303

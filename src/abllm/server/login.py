@@ -149,6 +149,20 @@ async def _read_form(receive: Receive) -> dict[str, str] | None:
     return {k: v[0] for k, v in parsed.items()}
 
 
+def _same_origin(scope: Scope) -> bool:
+    """A form posted from this server's page (or by a non-browser client, with no ``Origin``).
+
+    Refusing other origins stops login CSRF: another site logging a browser in with the
+    attacker's key.
+    """
+    headers = {bytes(n): bytes(v) for n, v in scope.get("headers", ())}
+    origin = headers.get(b"origin")
+    if origin is None:
+        return True
+    host = headers.get(b"host", b"")
+    return origin.split(b"://", 1)[-1] == host
+
+
 def _cookie(value: str, max_age: int, secure: bool) -> bytes:
     flags = f"; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict"
     return f"{COOKIE}={value}{flags}{'; Secure' if secure else ''}".encode()
@@ -165,6 +179,9 @@ async def handle(auth: ApiKeyCheck, scope: Scope, receive: Receive, send: Send) 
     if scope["method"] != "POST":
         query = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"))
         await login_page(scope, send, next_path=query.get("next", ["/dashboard"])[0])
+        return
+    if not _same_origin(scope):
+        await login_page(scope, send, "/dashboard", error="log in from this server's own page")
         return
     form = await _read_form(receive)
     if form is None:
