@@ -43,10 +43,22 @@ def test_chat_feedback_events_and_admin_are_typed(client: TestClient) -> None:
         assert "$ref" in post["responses"]["200"]["content"]["application/json"]["schema"], path
     admin = [p for p in doc["paths"] if p.startswith("/v1/admin/")]
     assert len(admin) == 6
+    for path in admin:
+        for op in doc["paths"][path].values():
+            ok = op["responses"]["200"]["content"]["application/json"]["schema"]
+            assert ok["$ref"].endswith(("ChangeResponse", "StateResponse", "AuditResponse"))
     text = json.dumps(doc)
     assert '"422"' not in text and "HTTPValidationError" not in text
     for ref in {part.split('"')[0] for part in text.split('"$ref": "')[1:]}:
         assert ref.removeprefix("#/components/schemas/") in doc["components"]["schemas"], ref
+
+
+def test_a_real_admin_answer_matches_its_schema(client: TestClient) -> None:
+    doc = client.get("/openapi.json").json()
+    base = "/v1/admin/experiments/exp_summarize_v2"
+    _validator(doc, "ChangeResponse").validate(client.post(f"{base}/kill?wait_s=0").json())
+    _validator(doc, "StateResponse").validate(client.get(f"{base}/state").json())
+    _validator(doc, "AuditResponse").validate(client.get(f"{base}/audit").json())
 
 
 def test_a_real_chat_answer_matches_its_schema(client: TestClient) -> None:

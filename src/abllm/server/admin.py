@@ -38,6 +38,7 @@ from abllm.server.auth import key_name
 from abllm.state import ExperimentState, StateStore
 from abllm.state.confirm import confirm
 from abllm.state.known import require_known, wait_known
+from abllm.state.models import AuditEntry
 
 _STATUS = {ValidationError: 400, NotFound: 404, Conflict: 409, StoreUnavailable: 503}
 #: ``?wait_s=``: how long a change waits for every live process to confirm it (0-10 s).
@@ -57,6 +58,42 @@ class AdvanceRequest(ChangeRequest):
     """Body of ``rollout/advance``: ``winner`` starts or continues the winner rollout."""
 
     winner: str | None = Field(default=None, max_length=128)
+
+
+class StateResponse(BaseModel):
+    """``GET .../state``: the stored runtime state (``abllm rollout status --json``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    experiment_id: str
+    experiment_version: int
+    version: int
+    killed: bool
+    paused: bool
+    runtime: dict[str, Any] = Field(description="the overrides assignment applies")
+
+
+class ChangeResponse(StateResponse):
+    """A POST's answer: the new state plus how many live processes applied it."""
+
+    applied: dict[str, Any]
+
+
+class AuditResponse(BaseModel):
+    """``GET .../audit``: the newest rows, oldest first."""
+
+    experiment_id: str
+    audit: list[AuditEntry]
+
+
+def _documented(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses of a route: ``model`` on 200, the error shape otherwise."""
+    from abllm.server.openapi import ErrorResponse
+
+    errors: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorResponse} for code in (400, 404, 409, 503)
+    }
+    return {200: {"model": model}, **errors}
 
 
 def _error(exc: AbllmError) -> JSONResponse:
@@ -108,7 +145,7 @@ def build_admin_router(state_store: StateStore) -> APIRouter:
             return _error(exc)
         return {**_state_json(state), "applied": confirmation.to_json()}
 
-    @router.post("/{experiment_id}/kill")
+    @router.post("/{experiment_id}/kill", responses=_documented(ChangeResponse))
     def kill(
         experiment_id: str,
         request: Request,
@@ -121,7 +158,7 @@ def build_admin_router(state_store: StateStore) -> APIRouter:
             actions.kill, experiment_id, body, _actor(request, body, x_abllm_actor), wait_s
         )
 
-    @router.post("/{experiment_id}/resume")
+    @router.post("/{experiment_id}/resume", responses=_documented(ChangeResponse))
     def resume(
         experiment_id: str,
         request: Request,
@@ -134,7 +171,7 @@ def build_admin_router(state_store: StateStore) -> APIRouter:
             actions.resume, experiment_id, body, _actor(request, body, x_abllm_actor), wait_s
         )
 
-    @router.post("/{experiment_id}/rollout/advance")
+    @router.post("/{experiment_id}/rollout/advance", responses=_documented(ChangeResponse))
     def advance(
         experiment_id: str,
         request: Request,
@@ -147,7 +184,7 @@ def build_admin_router(state_store: StateStore) -> APIRouter:
         actor = _actor(request, body, x_abllm_actor)
         return change(actions.advance, experiment_id, body, actor, wait_s, winner=winner)
 
-    @router.post("/{experiment_id}/rollout/rollback")
+    @router.post("/{experiment_id}/rollout/rollback", responses=_documented(ChangeResponse))
     def rollback(
         experiment_id: str,
         request: Request,
@@ -160,7 +197,7 @@ def build_admin_router(state_store: StateStore) -> APIRouter:
             actions.rollback, experiment_id, body, _actor(request, body, x_abllm_actor), wait_s
         )
 
-    @router.get("/{experiment_id}/state")
+    @router.get("/{experiment_id}/state", responses=_documented(StateResponse))
     def get_state(experiment_id: str) -> Any:
         """The runtime state (and the overrides assignment applies)."""
         try:
@@ -168,7 +205,7 @@ def build_admin_router(state_store: StateStore) -> APIRouter:
         except AbllmError as exc:
             return _error(exc)
 
-    @router.get("/{experiment_id}/audit")
+    @router.get("/{experiment_id}/audit", responses=_documented(AuditResponse))
     def get_audit(experiment_id: str, limit: int = Query(default=100, ge=1, le=10_000)) -> Any:
         """The newest ``limit`` changes, oldest first: who, when, what, why."""
         try:
