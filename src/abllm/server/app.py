@@ -38,6 +38,7 @@ from abllm.server import login, openapi
 from abllm.server.admin import build_admin_router
 from abllm.server.auth import ApiKeyCheck, KeyLookup
 from abllm.server.docs import build_docs_router
+from abllm.server.gauges import runtime_gauges
 from abllm.server.guard import install_error_handlers, read_limited
 from abllm.server.ratelimit import RateLimiter
 from abllm.server.routes import router
@@ -47,7 +48,7 @@ from abllm.state import StateStore, StateView
 if TYPE_CHECKING:
     from abllm.rollout.loop import ControllerStatus
 from abllm.telemetry import GatewayMetrics
-from abllm.telemetry.metrics import EventGauges
+from abllm.telemetry.metrics import EventGauges, watch_experiments
 
 log = logging.getLogger("abllm.server")
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -194,6 +195,7 @@ def create_app(
         settings=settings,
         assigner=assigner,
     )
+    watch_experiments(gateway.metrics, runtime_gauges(config, gateway.state))
     app_state = AppState(
         gateway=gateway,
         store=store,
