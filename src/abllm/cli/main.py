@@ -58,6 +58,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "rollout": ("abllm.cli.rollout", "Show and move an experiment's rollout stage."),
     "events": ("abllm.cli.events", "Import and export events."),
+    "keys": (
+        "abllm.cli.keys",
+        "Create, list and revoke API keys kept (hashed) in the state store.",
+    ),
     "eval": (
         "abllm.cli.eval",
         "Replay a dataset through every variant, score the answers and compare them.",

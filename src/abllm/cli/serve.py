@@ -37,7 +37,29 @@ def register(app: typer.Typer) -> None:
         api_key: list[str] = typer.Option(
             [],
             "--api-key",
-            help="require this key on /v1/ routes (repeatable; also $ABLLM_API_KEYS)",
+            help="sdk key: inference, events, feedback, config, pages (repeatable; also "
+            "$ABLLM_API_KEYS)",
+        ),
+        api_key_file: Path | None = typer.Option(
+            None, "--api-key-file", help="sdk keys, one a line (keeps them out of ps)"
+        ),
+        admin_key: list[str] = typer.Option(
+            [],
+            "--admin-key",
+            help="admin key: also /v1/admin/* and the dashboard's controls "
+            "(repeatable; also $ABLLM_ADMIN_KEYS)",
+        ),
+        admin_key_file: Path | None = typer.Option(
+            None, "--admin-key-file", help="admin keys, one a line"
+        ),
+        metrics_open: bool = typer.Option(
+            False, "--metrics-open", help="serve /metrics without a key (private-network scraper)"
+        ),
+        rate_limit: float | None = typer.Option(
+            None, "--rate-limit", help="requests a second per key (429 + Retry-After past it)"
+        ),
+        insecure: bool = typer.Option(
+            False, "--insecure", help="allow --host beyond loopback with no API key (warns)"
         ),
         sticky: str = typer.Option(
             "auto",
@@ -89,7 +111,7 @@ def register(app: typer.Typer) -> None:
         from abllm.rollout import register_experiments
         from abllm.server import create_app
         from abllm.server import serve as run
-        from abllm.server.auth import keys_from_env
+        from abllm.server.auth import KeyConfig, check_bind
         from abllm.state import open_state
         from abllm.state.startup import CACHE_NAME, start_view
         from abllm.state.sticky import open_sticky
@@ -104,6 +126,15 @@ def register(app: typer.Typer) -> None:
                 # made by other processes (`abllm kill`, the controller) by push or polling.
                 state_store = open_state(state, store_url=store)
                 opened.callback(state_store.close)
+                from abllm.state.keycache import KeyCache
+                from abllm.state.keys import keys_for
+
+                keys = KeyConfig.gather(api_key, admin_key, api_key_file, admin_key_file)
+                managed = KeyCache(keys_for(state_store))
+                keyed = bool(keys.sdk or keys.admin) or managed.any()
+                warning = check_bind(host, keyed, insecure)  # refused: exit 2
+                if warning:
+                    console.print(warning, style="bold red", highlight=False, markup=False)
                 # Record each definition (stage 0 of its rollout plan the first time; a running
                 # experiment whose variants changed without a version bump is refused), or, with
                 # the backend down, serve the cached state and register once it answers.
@@ -128,7 +159,11 @@ def register(app: typer.Typer) -> None:
                     state=view,
                     state_store=state_store,
                     assigner=assigner,
-                    api_keys=keys_from_env(api_key),
+                    api_keys=keys.sdk,
+                    admin_keys=keys.admin,
+                    managed_keys=managed,
+                    metrics_open=metrics_open,
+                    rate_limit=rate_limit,
                     settings=GatewaySettings(default_experiment=default_experiment),
                     spool_dir=spool_dir,
                 )

@@ -33,6 +33,10 @@ CONTROLLED_KEYS = frozenset(
     }
 )
 MAX_BODY_BYTES = 4 * 1024 * 1024
+#: Nesting deeper than this anywhere in the body is refused: deeper documents only serve to make
+#: recursive encoders (``json.dumps`` in providers, loggers) raise ``RecursionError``.
+MAX_DEPTH = 64
+MAX_MESSAGES = 2048
 
 
 class BadRequest(ValidationError):
@@ -134,12 +138,25 @@ def _stop(value: Any) -> list[str] | None:
 def _messages(value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, list) or not value:
         raise BadRequest("messages: must be a non-empty list of messages", "messages")
+    if len(value) > MAX_MESSAGES:
+        raise BadRequest(f"messages: over the limit of {MAX_MESSAGES} messages", "messages")
     for i, message in enumerate(value):
         if not isinstance(message, dict):
             raise BadRequest(f"messages[{i}]: must be an object", f"messages[{i}]")
         if not isinstance(message.get("role"), str):
             raise BadRequest(f"messages[{i}].role: must be a string", f"messages[{i}].role")
     return value
+
+
+def _check_depth(body: dict[str, Any]) -> None:
+    """Refuse nesting past ``MAX_DEPTH`` (iteratively: the check itself cannot recurse)."""
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise BadRequest(f"body: nested deeper than {MAX_DEPTH} levels")
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
 
 
 def parse_chat_call(raw: bytes) -> ChatCall:
@@ -152,6 +169,7 @@ def parse_chat_call(raw: bytes) -> ChatCall:
         raise BadRequest(f"body: not valid JSON ({exc})") from None
     if not isinstance(body, dict):
         raise BadRequest("body: must be a JSON object")
+    _check_depth(body)
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise BadRequest("model: must be a string", "model")

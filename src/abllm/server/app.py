@@ -34,9 +34,13 @@ from abllm.gateway import (
 )
 from abllm.gateway.asgi import Receive, Scope, Send
 from abllm.providers import ProviderRegistry
+from abllm.server import login, openapi
 from abllm.server.admin import build_admin_router
-from abllm.server.auth import ApiKeyCheck
+from abllm.server.auth import ApiKeyCheck, KeyLookup
+from abllm.server.docs import build_docs_router
 from abllm.server.gauges import runtime_gauges
+from abllm.server.guard import install_error_handlers, read_limited
+from abllm.server.ratelimit import RateLimiter
 from abllm.server.routes import router
 from abllm.server.snapshot import build_snapshot_router
 from abllm.state import StateStore, StateView
@@ -47,6 +51,7 @@ from abllm.telemetry import GatewayMetrics
 from abllm.telemetry.metrics import EventGauges, watch_experiments
 
 log = logging.getLogger("abllm.server")
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class AbllmApp(FastAPI):
@@ -56,9 +61,14 @@ class AbllmApp(FastAPI):
     auth: ApiKeyCheck = ApiKeyCheck(())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self.auth.allows(scope):
-            await self.auth.reject(scope, receive, send)
-            return
+        if scope["type"] == "http":
+            status = self.auth.status(scope)
+            if status:
+                await self.auth.reject(scope, receive, send, status)
+                return
+            if scope["path"] in (login.LOGIN_PATH, login.LOGOUT_PATH):
+                await login.handle(self.auth, scope, receive, send)
+                return
         hot = self.hot_path
         if (
             hot is not None
@@ -68,6 +78,11 @@ class AbllmApp(FastAPI):
         ):
             await hot(scope, receive, send)
             return
+        if scope["type"] == "http" and scope["method"] in BODY_METHODS:
+            limited = await read_limited(scope, receive, send)  # 413 past the route's limit
+            if limited is None:
+                return
+            receive = limited
         await super().__call__(scope, receive, send)
 
 
@@ -142,6 +157,10 @@ def create_app(
     state_store: StateStore | None = None,
     assigner: LoopAssigner | None = None,
     api_keys: Sequence[str] = (),
+    admin_keys: Sequence[str] = (),
+    managed_keys: KeyLookup | None = None,
+    metrics_open: bool = False,
+    rate_limit: float | None = None,
 ) -> AbllmApp:
     """Build the app for ``config``.
 
@@ -151,8 +170,11 @@ def create_app(
     :class:`ProviderRegistry` and an in-memory state view; the app closes only what it made.
     ``assigner`` replaces the pure ``assign`` (e.g. ``StickyAssigner(open_sticky(url))``).
     ``state_store`` (an ``abllm.state.StateStore``) adds the admin routes of
-    :mod:`abllm.server.admin`; pass its ``StateView`` as ``state``. ``api_keys`` (non-empty)
-    makes every ``/v1/`` route require one of them (:mod:`abllm.server.auth`).
+    :mod:`abllm.server.admin`; pass its ``StateView`` as ``state``. ``api_keys`` (sdk scope),
+    ``admin_keys`` and ``managed_keys`` (keys kept in the state store): once any key exists,
+    every route but ``/healthz`` needs one (:mod:`abllm.server.auth`); ``metrics_open`` leaves
+    ``/metrics`` open for a scraper on a private network; ``rate_limit`` caps each key's
+    requests a second (429 with Retry-After past it).
     """
     owns_pipeline = pipeline is None and store is not None
     if owns_pipeline and store is not None:
@@ -200,20 +222,30 @@ def create_app(
         title="abllm",
         summary="A/B testing and gradual rollout for LLM features",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served from the package by abllm.server.docs, not from a CDN
         redoc_url=None,
     )
     app.state.abllm = app_state
     app.include_router(router)
     app.include_router(build_dashboard_router())
-    app.include_router(build_snapshot_router())  # readers of a busy embedded store
+    app.include_router(build_snapshot_router())
+    app.include_router(build_docs_router())  # readers of a busy embedded store
     if state_store is not None:  # runtime state: kill switch, rollout moves, audit log
         app.include_router(build_admin_router(state_store))
+
+    install_error_handlers(app)
+    openapi.install(app, CHAT_PATH)
 
     @app.exception_handler(AbllmError)
     async def _abllm_error(request: Request, exc: AbllmError) -> JSONResponse:
         return error_response(exc)
 
     app.hot_path = ChatCompletionsEndpoint(gateway)
-    app.auth = ApiKeyCheck(api_keys)
+    app.auth = ApiKeyCheck(
+        api_keys,
+        admin_keys,
+        managed=managed_keys,
+        metrics_open=metrics_open,
+        rate_limit=RateLimiter(rate_limit) if rate_limit is not None else None,
+    )
     return app
