@@ -8,8 +8,10 @@ own direction (latency going down is ↑), ↓ worse; coloured when significant,
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from abllm.analysis import ExperimentResult, MetricResult
+from abllm.config import Guardrail
 from abllm.dashboard.html import (
     arrow,
     badge,
@@ -180,28 +182,56 @@ def srm_section(result: ExperimentResult) -> str:
     )
 
 
-def guardrails_section(result: ExperimentResult, configured: int) -> str:
-    """Each guardrail per treatment: value, bound, sequential p-value, breached or holding."""
+def bounds_text(guardrail: Guardrail, metric: MetricResult | None, control_mean: float) -> str:
+    """The bounds as written, each in the metric's own unit (escaped).
+
+    A ratio bound is shown as written (``≤ 1.2× control``) with what it means today in the
+    metric's unit (``= 540 ms``); an absolute bound in that unit (``≤ 50.0%``).
+    """
+
+    def shown(x: float) -> str:
+        return value(metric, x) if metric is not None else esc(f"{x:.4g}")
+
+    out = []
+    for ratio, sign in ((guardrail.max_ratio, "≤"), (guardrail.min_ratio, "≥")):
+        if ratio is not None:
+            now = f" <span class='muted'>(= {shown(ratio * control_mean)})</span>"
+            out.append(f"{sign} {ratio:g}× control" + (now if math.isfinite(control_mean) else ""))
+    for bound, sign in ((guardrail.max, "≤"), (guardrail.min, "≥")):
+        if bound is not None:
+            out.append(f"{sign} {shown(bound)}")
+    return "<br>".join(out) or "–"
+
+
+def guardrails_section(result: ExperimentResult, configured: Sequence[Guardrail]) -> str:
+    """Each guardrail per treatment: value, bounds, sequential p-value, breached or holding."""
     if not result.guardrails:
         if configured:
-            return empty(f"{configured} guardrail(s) configured; none evaluated yet")
+            return empty(f"{len(configured)} guardrail(s) configured; none evaluated yet")
         return empty("no guardrails configured")
+    by_metric: dict[str, list[Guardrail]] = {}
+    for rule in configured:
+        by_metric.setdefault(rule.metric, []).append(rule)
     rows = []
     for g in result.guardrails:
         metric = result.metrics.get(g.metric)
         shown = value(metric, g.value) if metric else esc(f"{g.value:.4g}")
-        bound = value(metric, g.bound) if metric else esc(f"{g.bound:.4g}")
+        ctl = metric.arms.get(result.control) if metric else None
+        mean = ctl.mean if ctl else math.nan
+        rules = by_metric.get(g.metric, [])
+        bound = "<br>".join(bounds_text(r, metric, mean) for r in rules) or "–"
         state = tag("breached", "bad") if g.breached else tag("holding", "good")
         rows.append(
             f"<tr><td>{esc(g.metric)}</td><td>{esc(g.variant)}</td><td>{state}</td>"
-            f"<td class='num'>{shown}</td><td class='num'>{bound}</td>"
-            f"<td class='num'>{pvalue(g.p_value)}</td><td>{esc(g.action)}</td>"
+            f"<td class='num'>{shown}</td><td class='num bound'>{bound}</td>"
+            f"<td class='num'>{pvalue(g.p_value)}</td><td>on breach: {esc(g.action)}</td>"
             f"<td>{esc(g.reason)}</td></tr>"
         )
     return (
-        "<table class='small'><thead><tr><th>Metric</th><th>Variant</th><th>Status</th>"
-        "<th>Value</th><th>Bound</th><th>p (seq.)</th><th>Action</th><th>Why</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        "<div class='scroll'><table class='small guardrails'><thead><tr><th>Metric</th>"
+        "<th>Variant</th><th>Status</th><th>Value</th><th>Bound</th><th>p (seq.)</th>"
+        "<th>Action</th><th>Why</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 

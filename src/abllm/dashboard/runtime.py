@@ -167,14 +167,3 @@ def audit_section(entries: list[AuditEntry] | None, error: str | None = None) ->
         "<th>Action</th><th>Why</th><th>Changes</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
     )
-
-
-def actions_hint(experiment: Experiment) -> str:
-    """How to act on what the page shows: the dashboard itself only reads."""
-    eid = esc(experiment.id)
-    return (
-        "<p class='muted hint'>This page only reads. Kill switch: "
-        f"<code>abllm kill {eid} --reason ...</code> or "
-        f"<code>POST /v1/admin/experiments/{eid}/kill</code>; stages: "
-        f"<code>abllm rollout advance|rollback {eid}</code>.</p>"
-    )
