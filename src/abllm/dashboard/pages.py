@@ -25,6 +25,7 @@ from abllm.dashboard.runtime import (
     plan_section,
     runtime_section,
     runtime_tags,
+    stage_text,
     status_of,
 )
 from abllm.dashboard.sources import Runtime, Sources
@@ -56,15 +57,50 @@ def _status(experiment: Experiment, rt: Runtime) -> str:
     return tag(status, kind)
 
 
-def overview_body(src: Sources) -> str:
-    """Every experiment with its status, units so far, recommendation and runtime state."""
+def _badges(res: ExperimentResult) -> str:
+    """Recommendation, SRM and breached guardrails as badges for the list."""
+    out = [badge(res.recommendation.decision, res.recommendation.variant)]
+    if res.srm.flag:
+        out.append(tag("SRM", "bad"))
+    breached = sorted({g.metric for g in res.guardrails if g.breached})
+    if breached:
+        out.append(tag("guardrail breached: " + ", ".join(breached), "bad"))
+    return " ".join(out)
+
+
+def _traffic(exp: Experiment, rt: Runtime) -> str:
+    if rt.winner is not None and rt.winner_percent is not None:
+        return f"{rt.winner_percent:g}% to {esc(rt.winner)}"
+    if rt.traffic is not None:
+        return f"{rt.traffic:g}%"
+    return f"{exp.traffic:g}%"
+
+
+def _filter(statuses: list[str], current: str | None) -> str:
+    links = [("all", PREFIX, current is None)]
+    links += [(st, f"{PREFIX}?status={quote(st)}", st == current) for st in statuses]
+    items = "".join(
+        f'<a href="{esc(href)}"{" class=current" if on else ""}>{esc(label)}</a>'
+        for label, href, on in links
+    )
+    return f'<nav class="filter"><span class="muted">status:</span> {items}</nav>'
+
+
+def overview_body(src: Sources, status: str | None = None) -> str:
+    """Every experiment: status, stage, traffic, units, age and badges; ``status`` filters."""
     experiments = src.experiments()
     if not experiments:
         return "<h1>Experiments</h1>" + empty("this server serves no experiments")
-    rows = []
+    rows, statuses = [], set()
+    now = datetime.now(UTC)
     for exp in experiments:
         rt = src.runtime(exp.id)
+        st = status_of(exp, rt)
+        statuses.add(st)
+        if status is not None and st != status:
+            continue
         outcome = src.analysis(exp)
+        age = "–"
         if outcome is None:
             units, rec = f'<span class="muted">{esc(NO_STORE)}</span>', ""
         elif outcome.value is None:
@@ -74,20 +110,27 @@ def overview_body(src: Sources) -> str:
             res = outcome.value
             total = sum(v.units for v in res.variants.values())
             units = f"{total:,}" if total else '<span class="muted">no data yet</span>'
-            rec = badge(res.recommendation.decision, res.recommendation.variant)
-        name = esc(exp.name) if exp.name else '<span class="muted">–</span>'
+            rec = _badges(res)
+            if res.first_exposure is not None:
+                age = esc(duration((now - res.first_exposure).total_seconds()))
+        name = f'<br><span class="muted">{esc(exp.name)}</span>' if exp.name else ""
+        stage = stage_text(exp, rt) or "–"
         rows.append(
-            f'<tr><td><a href="{esc(experiment_href(exp.id))}">{esc(exp.id)}</a></td>'
-            f"<td>{name}</td><td>{_status(exp, rt)}</td><td>{_variants(exp, rt)}</td>"
-            f'<td class="num">{units}</td><td>{rec}</td><td>{runtime_tags(exp, rt)}</td></tr>'
+            f'<tr data-status="{esc(st)}"><td><a href="{esc(experiment_href(exp.id))}">'
+            f"{esc(exp.id)}</a>{name}</td><td>{_status(exp, rt)}</td><td>{esc(stage)}</td>"
+            f'<td class="num">{_traffic(exp, rt)}</td><td class="num">{units}</td>'
+            f'<td class="num">{age}</td><td>{rec}</td><td>{_variants(exp, rt)}</td>'
+            f"<td>{runtime_tags(exp, rt)}</td></tr>"
         )
     note = "" if src.store is not None else empty(NO_STORE)
-    return (
-        f"<h1>Experiments</h1>{note}"
-        '<table class="list"><thead><tr><th>Id</th><th>Name</th><th>Status</th>'
-        "<th>Variants</th><th>Units</th><th>Recommendation</th><th>Runtime</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
+    body = (
+        '<div class="scroll"><table class="list"><thead><tr><th>Experiment</th><th>Status</th>'
+        "<th>Stage</th><th>Traffic</th><th>Units</th><th>Age</th><th>Recommendation</th>"
+        f"<th>Variants</th><th>Runtime</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+        if rows
+        else empty(f"no experiment is {status}")
     )
+    return f"<h1>Experiments</h1>{_filter(sorted(statuses), status)}{note}{body}"
 
 
 def _meta(exp: Experiment, res: ExperimentResult | None, rt: Runtime) -> str:

@@ -66,12 +66,12 @@ def build_dashboard_router(*, cache_ttl_s: float = 5.0, refresh_s: int = 10) -> 
         return Sources(getattr(request.app.state, "abllm", None), made[0])
 
     @router.get("", response_class=HTMLResponse)
-    def overview(request: Request) -> HTMLResponse:
-        """Every experiment with its status, units so far and recommendation."""
+    def overview(request: Request, status: str | None = None) -> HTMLResponse:
+        """Every experiment with its status, stage, units and badges (``?status=`` filters)."""
         from abllm.dashboard.html import page
         from abllm.dashboard.pages import overview_body
 
-        body = overview_body(sources(request))
+        body = overview_body(sources(request), status or None)
         html = page("Experiments", body, [("experiments", None)], refresh_s)
         return HTMLResponse(html, headers=_NO_STORE)
 
