@@ -149,7 +149,7 @@ def daily_chart(
     )
     note = f"shaded: {band}; one point per UTC {period}, each using all data up to its end"
     return (
-        f'<figure class="chart">{"".join(parts)}<figcaption>{legend} '
+        f'<figure class="chart" data-chart="cumulative">{"".join(parts)}<figcaption>{legend} '
         f'<span class="muted">{esc(note)}</span></figcaption></figure>'
     )
 
