@@ -86,6 +86,12 @@ def _filter(statuses: list[str], current: str | None) -> str:
     return f'<nav class="filter"><span class="muted">status:</span> {items}</nav>'
 
 
+_LIST_HEAD = (
+    "Experiment", "Status", "Stage", "Traffic", "Units", "Age", "Recommendation", "Variants",
+    "Runtime",
+)  # fmt: skip
+
+
 def overview_body(src: Sources, status: str | None = None) -> str:
     """Every experiment: status, stage, traffic, units, age and badges; ``status`` filters."""
     experiments = src.experiments()
@@ -115,18 +121,23 @@ def overview_body(src: Sources, status: str | None = None) -> str:
                 age = esc(duration((now - res.first_exposure).total_seconds()))
         name = f'<br><span class="muted">{esc(exp.name)}</span>' if exp.name else ""
         stage = stage_text(exp, rt) or "–"
+        link = f'<a href="{esc(experiment_href(exp.id))}">{esc(exp.id)}</a>{name}'
+        cells = zip(
+            _LIST_HEAD,
+            (link, _status(exp, rt), esc(stage), _traffic(exp, rt), units, age, rec,
+             _variants(exp, rt), runtime_tags(exp, rt)),
+            strict=True,
+        )  # fmt: skip
         rows.append(
-            f'<tr data-status="{esc(st)}"><td><a href="{esc(experiment_href(exp.id))}">'
-            f"{esc(exp.id)}</a>{name}</td><td>{_status(exp, rt)}</td><td>{esc(stage)}</td>"
-            f'<td class="num">{_traffic(exp, rt)}</td><td class="num">{units}</td>'
-            f'<td class="num">{age}</td><td>{rec}</td><td>{_variants(exp, rt)}</td>'
-            f"<td>{runtime_tags(exp, rt)}</td></tr>"
+            f'<tr data-status="{esc(st)}">'
+            + "".join(f'<td data-label="{h}">{c}</td>' for h, c in cells)
+            + "</tr>"
         )
     note = "" if src.store is not None else empty(NO_STORE)
     body = (
-        '<div class="scroll"><table class="list"><thead><tr><th>Experiment</th><th>Status</th>'
-        "<th>Stage</th><th>Traffic</th><th>Units</th><th>Age</th><th>Recommendation</th>"
-        f"<th>Variants</th><th>Runtime</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+        '<table class="list"><thead><tr>'
+        + "".join(f"<th>{h}</th>" for h in _LIST_HEAD)
+        + f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
         if rows
         else empty(f"no experiment is {status}")
     )
