@@ -40,10 +40,22 @@ if not os.path.exists(CHROMIUM):
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
 
 #: Guardrails written as ratios: their bounds must read "1.2× control", not "1 ms".
-GUARDED_YAML = CONFIG_YAML.replace(
-    "      - {metric: error_rate, max: 0.5, min_units: 10}",
-    "      - {metric: error_rate, max_ratio: 1.1, min_units: 10}\n"
-    "      - {metric: p95_latency_ms, max_ratio: 1.2, min_units: 10}",
+GUARDED_YAML = (
+    CONFIG_YAML.replace(
+        "{id: control, control: true, weight: 2, llm: {provider: sim, model: m}}",
+        "{id: control, control: true, weight: 2, llm: {provider: sim, model: m, "
+        'prompt_version: v1, system_prompt: "You are a support agent.\\nBe brief."}}',
+    )
+    .replace(
+        "{id: warm, llm: {provider: sim, model: m}}",
+        "{id: warm, llm: {provider: sim, model: m, prompt_version: v2, "
+        'system_prompt: "You are a warm support agent.\\nBe brief and kind."}}',
+    )
+    .replace(
+        "      - {metric: error_rate, max: 0.5, min_units: 10}",
+        "      - {metric: error_rate, max_ratio: 1.1, min_units: 10}\n"
+        "      - {metric: p95_latency_ms, max_ratio: 1.2, min_units: 10}",
+    )
 )
 
 
@@ -167,6 +179,10 @@ def test_detail_page_matches_the_api_and_draws_every_chart(
     bounds = page.locator("table.guardrails").inner_text()
     assert "≤ 1.2× control" in bounds and "≤ 1.1× control" in bounds
     assert "110.0%" not in bounds and "\t1 ms" not in bounds
+    warm = page.locator('.variant-config[data-variant="warm"]')
+    assert "prompt v2" in warm.inner_text()
+    assert warm.locator(".diff .add").first.inner_text() == "+You are a warm support agent."
+    assert page.locator('.variant-config[data-variant="warm"] .diff .del').count() == 2
     _shot(page, "detail-1400")
     assert left == []
 

@@ -29,6 +29,7 @@ from abllm.dashboard.runtime import (
     status_of,
 )
 from abllm.dashboard.sources import Runtime, Sources
+from abllm.dashboard.variants import variants_section
 from abllm.state import AuditEntry
 
 NO_STORE = "no data yet: this server has no event store (start it with --store)"
@@ -279,6 +280,8 @@ def detail_body(src: Sources, exp: Experiment, may_act: bool = False) -> str:
         parts.append(_section("Over time", _over_time(src, exp, res, audit), "time"))
         parts.append(_section("Latency distribution", quantile_strips(res), "latency"))
         parts.append(_section("All metrics", metrics_table(res), "metrics"))
+    parts.append(_section("Variants", variants_section(exp), "variants"))
+    if res is not None:
         health = (
             srm_section(res)
             + "<h3>Guardrails</h3>"
