@@ -124,7 +124,7 @@ def build_dashboard_router(*, cache_ttl_s: float = 5.0, refresh_s: int = 10) -> 
             return refused(404, f"no experiment {experiment_id!r}")
         if not controls.known_action(action):
             return refused(
-                404, f"unknown action {action!r}: pause, kill, resume, advance, rollback"
+                404, f"unknown action {action!r} (known: pause, kill, resume, advance, rollback)"
             )
         if key_scope(request.scope) != "admin":
             return refused(403, "controls need an admin session")
