@@ -58,7 +58,9 @@ def test_a_ship_does_not_vanish_the_next_days_on_noise() -> None:
         store.close()
     cmp = later.metrics["rating"].comparisons["b"]
     assert later.recommendation.decision is Decision.SHIP, later.recommendation.reason
-    assert cmp.p_value_sequential <= first.metrics["rating"].comparisons["b"].p_value_sequential
+    # the running minimum, up to the last digits of DuckDB's parallel float sums
+    first_p = first.metrics["rating"].comparisons["b"].p_value_sequential
+    assert cmp.p_value_sequential <= first_p * (1 + 1e-9)
     assert cmp.seq_diff_ci[0] > 0
 
 

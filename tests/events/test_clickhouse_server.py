@@ -102,3 +102,35 @@ def test_server_store_dedups_and_reads_final(server_store: tuple[Any, ChdbBacked
     )
     assert p95 == [(95.0,)]
     assert store.schema_version == 1
+
+
+@pytest.mark.clickhouse
+def test_server_store_opens_while_clickhouse_is_down(
+    chdb_available: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``abllm serve`` opens with ``defer_connect``: it starts during an outage and recovers."""
+    from abllm.errors import StoreUnavailable
+
+    client = ChdbBackedClient(str(tmp_path / "ch"))
+    up = {"now": False}
+
+    class Driver:
+        @staticmethod
+        def get_client(**kwargs: Any) -> ChdbBackedClient:
+            if not up["now"]:
+                raise ConnectionRefusedError("connection refused")
+            return client
+
+    monkeypatch.setattr(ch, "_clickhouse_connect", lambda: Driver)
+    with pytest.raises(StoreUnavailable):
+        open_store("clickhouse://ch.example:8123/db")  # without defer_connect: refused at once
+    store = open_store("clickhouse://ch.example:8123/db", defer_connect=True)
+    try:
+        event = Event(type="exposure", experiment_id="e", unit_id="u1", variant_id="control")
+        with pytest.raises(StoreUnavailable):  # the pipeline spools on this
+            store.append([event])
+        up["now"] = True
+        assert store.append([event]) == 1  # connects and migrates on first use
+        assert store.count("e") == 1 and store.schema_version == 1
+    finally:
+        store.close()

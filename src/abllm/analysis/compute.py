@@ -12,7 +12,7 @@ arm has ``decision.min_units_per_arm`` units (:func:`decidable`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -239,8 +239,3 @@ def tuning_units(rule: DecisionRule, required: int | None, arms: int) -> float |
     """Where the confidence sequence is tightest: the planned total sample, when known."""
     planned = max(required or 0, rule.min_units_per_arm) * max(arms, 2)
     return float(planned) if planned > 0 else None
-
-
-def units_by_variant(units: Mapping[str, int], variants: Sequence[str]) -> list[int]:
-    """Attributed units in config order (0 for variants without any)."""
-    return [int(units.get(v, 0)) for v in variants]

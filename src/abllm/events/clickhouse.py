@@ -12,6 +12,7 @@ subquery that deduplicates at read time. Analysis SQL must select ``FROM
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 from abc import ABC, abstractmethod
@@ -27,6 +28,8 @@ from abllm.events.schema import COLUMNS, SCHEMA_VERSION_TABLE, TABLE, to_arrow
 from abllm.events.sqlparams import inline_params
 from abllm.events.store import missing_driver
 from abllm.events.writer import SingleWriter
+
+log = logging.getLogger("abllm.events")
 
 # S608 below: f-strings only splice module-constant identifiers; values are always inlined
 # through ``inline_params`` as escaped literals.
@@ -70,10 +73,25 @@ class _ClickHouseStore(ABC):
     dialect = "clickhouse"
     events_relation = EVENTS_RELATION
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, defer_connect: bool = False) -> None:
         self._lock = threading.RLock()  # one statement at a time on the connection
-        self._migrate()
+        self._migrated = False
+        try:
+            self._ensure_migrated()
+        except StoreUnavailable as exc:
+            if not defer_connect:
+                raise
+            log.warning("ClickHouse is unavailable; connecting on first use: %s", exc.message)
         self._writer: SingleWriter[Any] = SingleWriter(name, self._write_group)
+
+    def _ensure_migrated(self) -> None:
+        """Create the tables once, on the first statement that finds the server up."""
+        if self._migrated:
+            return
+        with self._lock:
+            if not self._migrated:
+                self._migrate()
+                self._migrated = True
 
     @abstractmethod
     def _command(self, sql: str) -> None:
@@ -108,6 +126,7 @@ class _ClickHouseStore(ABC):
     def _write_group(self, tables: Sequence[Any]) -> list[int]:
         import pyarrow as pa
 
+        self._ensure_migrated()
         counts = []
         for table in tables:
             ids = table.column("event_id").to_pylist()
@@ -134,6 +153,7 @@ class _ClickHouseStore(ABC):
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run SQL; ``?`` placeholders are filled with escaped ClickHouse literals."""
+        self._ensure_migrated()
         return self._rows(inline_params(sql, params) if params else sql)
 
     def count(self, experiment_id: str | None = None) -> int:
@@ -246,25 +266,37 @@ class ClickHouseServerStore(_ClickHouseStore):
     SQL on chdb's 25.x engine). Debian's 18.16 package is not supported.
     """
 
-    def __init__(self, url: str) -> None:
-        driver = _clickhouse_connect()
-        parts = urlsplit(url)
-        try:
-            self._client = driver.get_client(
-                host=parts.hostname or "localhost",
-                port=parts.port or 8123,
-                username=parts.username or "default",
-                password=parts.password or "",
-                database=parts.path.lstrip("/") or "default",
-                secure=parts.scheme == "clickhouses",
-            )
-        except Exception as exc:
-            raise StoreUnavailable(f"cannot connect to ClickHouse: {exc}") from None
-        super().__init__(f"clickhouse:{parts.hostname}")
+    def __init__(self, url: str, *, defer_connect: bool = False) -> None:
+        self._driver = _clickhouse_connect()
+        self._parts = urlsplit(url)
+        self._connected: Any = None
+        super().__init__(f"clickhouse:{self._parts.hostname}", defer_connect=defer_connect)
+
+    @property
+    def _client(self) -> Any:
+        """The clickhouse-connect client, made on first use (``get_client`` pings the server)."""
+        if self._connected is None:
+            parts = self._parts
+            try:
+                self._connected = self._driver.get_client(
+                    host=parts.hostname or "localhost",
+                    port=parts.port or 8123,
+                    username=parts.username or "default",
+                    password=parts.password or "",
+                    database=parts.path.lstrip("/") or "default",
+                    secure=parts.scheme == "clickhouses",
+                )
+            except Exception as exc:
+                raise StoreUnavailable(f"cannot connect to ClickHouse: {exc}") from None
+        return self._connected
 
     def _command(self, sql: str) -> None:
+        unavailable = _clickhouse_connect_errors().OperationalError
         with self._lock:
-            self._client.command(sql)
+            try:
+                self._client.command(sql)
+            except unavailable as exc:
+                raise StoreUnavailable(f"ClickHouse command failed: {exc}") from None
 
     def _rows(self, sql: str) -> list[tuple[Any, ...]]:
         unavailable = _clickhouse_connect_errors().OperationalError
@@ -292,4 +324,5 @@ class ClickHouseServerStore(_ClickHouseStore):
     def close(self) -> None:
         """Finish queued writes and close the HTTP client."""
         self._writer.close()
-        self._client.close()
+        if self._connected is not None:
+            self._connected.close()

@@ -72,8 +72,9 @@ def _path_of(url: str, scheme: str) -> str:
 def open_store(url: str | None = None, *, defer_connect: bool = False) -> EventStore:
     """Open the store named by ``url`` (see the module docs for the URL forms).
 
-    ``defer_connect=True`` opens a PostgreSQL store even while its server is down (it connects
-    and creates its tables on first use), so a server can start during an outage and spool.
+    ``defer_connect=True`` opens a PostgreSQL or ClickHouse server store even while its server
+    is down (it connects and creates its tables on first use), so a server can start during an
+    outage and spool.
 
     - ``duckdb:///path/file.duckdb``, ``duckdb:///:memory:`` or a bare file path: embedded DuckDB
     - ``postgresql://user@host:port/db``: PostgreSQL (extra ``postgres``)
@@ -99,7 +100,7 @@ def open_store(url: str | None = None, *, defer_connect: bool = False) -> EventS
     if scheme in ("clickhouse", "clickhouses"):
         from abllm.events.clickhouse import ClickHouseServerStore
 
-        return ClickHouseServerStore(url)
+        return ClickHouseServerStore(url, defer_connect=defer_connect)
     raise ValidationError(
         f"unknown store URL scheme {scheme!r}: use duckdb://, postgresql://, chdb:// or "
         "clickhouse://"

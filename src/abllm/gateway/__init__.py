@@ -10,7 +10,7 @@ usual way in. Runtime state (kill switch, paused arms, stage weights) comes from
 ``get(experiment_id) -> RuntimeState`` (:class:`StateReader`; ``abllm.state.StateView`` is one).
 """
 
-from abllm.gateway.asgi import CHAT_PATH, ChatCompletionsEndpoint, HotPathMiddleware
+from abllm.gateway.asgi import CHAT_PATH, ChatCompletionsEndpoint
 from abllm.gateway.core import Gateway
 from abllm.gateway.measure import CallRecord
 from abllm.gateway.model import (
@@ -39,7 +39,6 @@ __all__ = [
     "EventSink",
     "Gateway",
     "GatewaySettings",
-    "HotPathMiddleware",
     "InMemoryStateView",
     "LoopAssigner",
     "ProviderSource",

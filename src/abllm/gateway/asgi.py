@@ -1,12 +1,12 @@
 """``POST /v1/chat/completions`` as a raw ASGI endpoint, dispatched in front of the FastAPI app.
 
 Why not a FastAPI route: the hot path must add ≤ 0.5 ms and serve ≥ 3,000 requests/s on one
-core (issue 6). Starlette's routing, request object, exception middleware and response classes
+core. Starlette's routing, request object, exception middleware and response classes
 cost tens of microseconds per request before our code runs; FastAPI with a request model measured
 ≈ 4,000 req/s for a bare proxy here against ≈ 6,600 without (DESIGN.md). This endpoint reads the
 body with ``receive``, answers with ``send``, and leaves every other path to FastAPI
-(``abllm.server.AbllmApp`` or :class:`HotPathMiddleware` dispatch), so admin routes keep
-FastAPI's conveniences. Nothing wraps it, so it turns any unexpected exception into a 500 itself.
+(``abllm.server.AbllmApp`` dispatches), so admin routes keep FastAPI's conveniences. Nothing
+wraps it, so it turns any unexpected exception into a 500 itself.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 CHAT_PATH = "/v1/chat/completions"
 _JSON = (b"content-type", b"application/json")
@@ -172,17 +171,3 @@ def _abllm_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
 async def _wait_disconnect(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
-
-
-class HotPathMiddleware:
-    """Sends ``POST /v1/chat/completions`` to the raw endpoint and the rest to the app."""
-
-    def __init__(self, app: ASGIApp, endpoint: ASGIApp) -> None:
-        self.app = app
-        self.endpoint = endpoint
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == CHAT_PATH and scope["method"] == "POST":
-            await self.endpoint(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)

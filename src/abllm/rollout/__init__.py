@@ -11,7 +11,6 @@ from abllm.rollout.actions import (
     kill,
     register_experiment,
     register_experiments,
-    require_state,
     resume,
     rollback,
 )
@@ -51,7 +50,6 @@ __all__ = [
     "register_experiment",
     "register_experiments",
     "registered",
-    "require_state",
     "resume",
     "rollback",
 ]

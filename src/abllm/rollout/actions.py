@@ -161,11 +161,3 @@ def rollback(
         return previous_step(state, plan_of(_definition(state, experiment)), now)
 
     return store.apply(experiment_id, change, actor=actor, reason=reason, now=now)
-
-
-def require_state(store: StateStore, experiment_id: str) -> ExperimentState:
-    """The stored state, or NotFound naming the experiment."""
-    state = store.get(experiment_id)
-    if state is None:
-        raise NotFound(f"no runtime state recorded for {experiment_id!r}")
-    return state

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -226,8 +226,3 @@ def replace(state: ExperimentState, **changes: Any) -> ExperimentState:
     }
     data.update(changes)
     return ExperimentState.model_validate(data)
-
-
-def weights_dict(weights: Mapping[str, float] | None) -> dict[str, float] | None:
-    """Copy weights to a plain dict (None stays None)."""
-    return None if weights is None else {k: float(v) for k, v in weights.items()}
