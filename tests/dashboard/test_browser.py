@@ -171,6 +171,10 @@ def test_detail_page_matches_the_api_and_draws_every_chart(
         box = svg.bounding_box()
         assert box is not None and box["width"] > 300 and box["height"] > 80, chart
         assert svg.locator("line, polyline, rect, circle").count() > 3, chart
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.locator(f'figure[data-chart="{chart}"]').screenshot(
+            path=str(ARTIFACTS / f"chart-{chart}.png")
+        )
     # Hourly when the data spans under two days: many points, not one dot per day.
     assert page.locator('figure[data-chart="cumulative"] circle.dot').count() > 10
     # Stage changes from the audit log are marked on the traffic chart.
@@ -179,11 +183,16 @@ def test_detail_page_matches_the_api_and_draws_every_chart(
     bounds = page.locator("table.guardrails").inner_text()
     assert "≤ 1.2× control" in bounds and "≤ 1.1× control" in bounds
     assert "110.0%" not in bounds and "\t1 ms" not in bounds
+    health = page.locator("section#health").inner_text()
+    assert "rollback by controller: p95 latency above 1.2x" in health
+    assert "sample ratio" in health.lower() and "not trustworthy" in health
     warm = page.locator('.variant-config[data-variant="warm"]')
     assert "prompt v2" in warm.inner_text()
     assert warm.locator(".diff .add").first.inner_text() == "+You are a warm support agent."
     assert page.locator('.variant-config[data-variant="warm"] .diff .del').count() == 2
     _shot(page, "detail-1400")
+    for section in ("summary", "health", "variants", "controls"):
+        page.locator(f"section#{section}").screenshot(path=str(ARTIFACTS / f"{section}.png"))
     assert left == []
 
 

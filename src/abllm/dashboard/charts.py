@@ -106,6 +106,14 @@ class Marker:
     label: str
 
 
+def _marker_label(m: Marker, at: float, y: float) -> str:
+    """The marker's name beside its line, on the inner side near the right edge."""
+    text = esc(m.label[:18])
+    if at > WIDTH - 120:
+        return f'<text x="{at - 3:.1f}" y="{y + 10}" style="text-anchor:end">{text}</text>'
+    return f'<text x="{at + 3:.1f}" y="{y + 10}">{text}</text>'
+
+
 def time_lines(
     title: str,
     series: Sequence[tuple[str, Sequence[tuple[datetime, float]]]],
@@ -119,7 +127,7 @@ def time_lines(
     times = [t for _, pts in series for t, _ in pts]
     if not values or not times:
         return '<p class="empty">no data over time yet</p>'
-    height, top, bottom, left = 240, 22, 40, 64
+    height, top, bottom, left = 250, 32, 40, 64
     t0, t1 = min(times), max(times)
     span = (t1 - t0).total_seconds() or 1.0
     y_lo, y_hi, ticks = _axis(min(0.0, *values), max(values))
@@ -139,14 +147,16 @@ def time_lines(
     for i in range(5):
         t = t0 + (t1 - t0) * (i / 4)
         label = t.strftime("%d %H:%M") if hourly else t.strftime("%b %d")
-        parts.append(f'<text class="xlab" x="{x(t):.1f}" y="{height - bottom + 16}">{label}</text>')
+        anchor = ("start", "middle", "middle", "middle", "end")[i]
+        parts.append(
+            f'<text class="xlab" x="{x(t):.1f}" y="{height - bottom + 16}" '
+            f'style="text-anchor:{anchor}">{label}</text>'
+        )
     parts.extend(
         f'<g class="marker"><title>{esc(m.label)} at {m.ts:%Y-%m-%d %H:%M} UTC</title>'
         f'<line x1="{x(m.ts):.1f}" x2="{x(m.ts):.1f}" y1="{top - 8}" '
-        f'y2="{height - bottom}"/><text x="{x(m.ts) + 3:.1f}" y="{top - 2}">'
-        f"{esc(m.label[:18])}</text></g>"
-        for m in markers
-        if t0 <= m.ts <= t1
+        f'y2="{height - bottom}"/>{_marker_label(m, x(m.ts), top - 12 - 10 * (k % 2))}</g>'
+        for k, m in enumerate(mk for mk in markers if t0 <= mk.ts <= t1)
     )
     for i, (variant, pts) in enumerate(series):
         color = PALETTE[i % len(PALETTE)]

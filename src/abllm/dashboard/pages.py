@@ -23,6 +23,7 @@ from abllm.dashboard.router import PREFIX
 from abllm.dashboard.runtime import (
     audit_section,
     plan_section,
+    protective_actions,
     runtime_section,
     runtime_tags,
     stage_text,
@@ -286,6 +287,7 @@ def detail_body(src: Sources, exp: Experiment, may_act: bool = False) -> str:
             srm_section(res)
             + "<h3>Guardrails</h3>"
             + guardrails_section(res, exp.guardrails)
+            + protective_actions(audit)
             + warnings_section(res)
         )
         parts.append(_section("Health checks", health, "health"))

@@ -167,3 +167,20 @@ def audit_section(entries: list[AuditEntry] | None, error: str | None = None) ->
         "<th>Action</th><th>Why</th><th>Changes</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
     )
+
+
+#: Audit actions that are the answer to a guardrail or a person stopping traffic.
+_PROTECTIVE = ("pause_variant", "rollback", "pause", "kill", "resume")
+
+
+def protective_actions(entries: list[AuditEntry] | None) -> str:
+    """What was done about guardrails and when (newest first, from the audit log)."""
+    rows = [e for e in entries or [] if e.action in _PROTECTIVE]
+    if not rows:
+        return "<p class='muted'>No pause, rollback or kill recorded.</p>"
+    items = "".join(
+        f"<li>{when(e.ts)} UTC · <strong>{esc(e.action)}</strong> by {esc(e.actor)}"
+        f"{': ' + esc(e.reason) if e.reason else ''}</li>"
+        for e in reversed(rows[-5:])
+    )
+    return f"<p>What was done (audit log):</p><ul class='actions'>{items}</ul>"
