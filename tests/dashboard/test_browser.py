@@ -239,4 +239,7 @@ def test_readable_at_390_px_without_horizontal_overflow(
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, (path, width)
         _shot(page, name)
+    page.screenshot(path=str(ARTIFACTS / "detail-390-top.png"))
+    for section in ("summary", "forest", "controls"):
+        page.locator(f"section#{section}").screenshot(path=str(ARTIFACTS / f"{section}-390.png"))
     assert left == []
