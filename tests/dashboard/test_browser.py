@@ -196,6 +196,26 @@ def test_detail_page_matches_the_api_and_draws_every_chart(
     assert left == []
 
 
+def test_refresh_swaps_the_figures_and_keeps_the_scroll_position(
+    served: Served, offline: tuple[Any, list[str]]
+) -> None:
+    ctx, left = offline
+    page = ctx.new_page()
+    page.goto(f"{served.base}/dashboard/experiments/tone")
+    page.evaluate("window.scrollTo(0, 1500)")
+    page.evaluate("document.querySelector('#daily-numbers').open = true")
+    before = page.locator("footer.foot").inner_text()
+    time.sleep(1.1)  # the footer names the second the page was rendered
+    assert page.evaluate("window.abllmRefresh()") is True
+    assert page.locator("footer.foot").inner_text() != before
+    assert page.evaluate("window.scrollY") == 1500
+    assert page.evaluate("document.querySelector('#daily-numbers').open") is True
+    # While a reason is being typed the figures stay put.
+    page.locator('form.control[action$="/actions/kill"] input').fill("typing")
+    assert page.evaluate("window.abllmRefresh()") is False
+    assert left == []
+
+
 def test_pause_with_a_reason_changes_the_state_and_writes_an_audit_row(
     served: Served, offline: tuple[Any, list[str]]
 ) -> None:

@@ -36,15 +36,15 @@
   }
 
   function refresh() {
-    if (!box.checked || document.hidden || typing()) { return; }
-    fetch(window.location.href, { headers: { "Accept": "text/html" }, cache: "no-store" })
+    if (!box.checked || document.hidden || typing()) { return Promise.resolve(false); }
+    return fetch(window.location.href, { headers: { "Accept": "text/html" }, cache: "no-store" })
       .then(function (r) { return r.ok ? r.text() : null; })
       .then(function (text) {
-        if (!text) { return; }
+        if (!text) { return false; }
         var doc = new DOMParser().parseFromString(text, "text/html");
         var fresh = doc.getElementById("content");
         var main = document.getElementById("content");
-        if (!fresh || !main) { return; }
+        if (!fresh || !main) { return false; }
         var open = openDetails();
         var x = window.scrollX, y = window.scrollY;
         main.innerHTML = fresh.innerHTML;
@@ -56,9 +56,12 @@
         var foot = doc.querySelector("footer.foot");
         var here = document.querySelector("footer.foot");
         if (foot && here) { here.textContent = foot.textContent; }
+        return true;
       })
-      .catch(function () { /* server restarting: try again next tick */ });
+      .catch(function () { return false; /* server restarting: try again next tick */ });
   }
+
+  window.abllmRefresh = refresh; // one refresh now (resolves true when the figures were swapped)
 
   window.setInterval(refresh, seconds * 1000);
 })();
