@@ -4,6 +4,7 @@ row; and the guardrail bounds shown in the metric's own units with ratios as wri
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -152,3 +153,27 @@ def test_guardrail_ratio_bounds_read_as_written_in_the_metric_unit(
     assert text.startswith("≤ 1.1× control") and "110.0%" not in text
     assert f"(= {err.arms['control'].mean * 110:.1f}%)" in text
     assert "control" in bounds_text(exp.guardrails[0], err, math.nan)
+
+
+def test_list_has_stage_age_badges_and_filters_by_status(
+    config: ExperimentFile, state: StateStore, store: EventStore
+) -> None:
+    from .conftest import FakeAppState, FakeGateway
+
+    app = FastAPI()
+    app.include_router(build_dashboard_router(cache_ttl_s=0.0))
+    app.state.abllm = FakeAppState(FakeGateway(config), store)
+    app.state.abllm.state_store = state  # type: ignore[attr-defined]
+    c = TestClient(app)
+    # The stage's weights (80/10/10) against data split 2:1:1: a sample ratio mismatch.
+    html = c.get("/dashboard").text
+    row = html[html.index('data-status="running"') :]
+    row = row[: row.index("</tr>")]
+    assert "stage 1/2 (canary)" in row and ">SRM<" in row and "INVALID" in row
+    assert re.search(r'data-label="Age">\d+ d \d+ h<', row)
+    actions.kill(state, "tone", actor="ops", reason="r")
+    killed = c.get("/dashboard?status=killed").text
+    assert "/experiments/tone" in killed and "/experiments/empty_exp" not in killed
+    running = c.get("/dashboard?status=running").text
+    assert '/experiments/tone"' not in running and "/experiments/empty_exp" in running
+    assert 'class="current">running</a>' in running

@@ -82,7 +82,7 @@ def _filter(statuses: list[str], current: str | None) -> str:
     links = [("all", PREFIX, current is None)]
     links += [(st, f"{PREFIX}?status={quote(st)}", st == current) for st in statuses]
     items = "".join(
-        f'<a href="{esc(href)}"{" class=current" if on else ""}>{esc(label)}</a>'
+        f'<a href="{esc(href)}" class="{"current" if on else ""}">{esc(label)}</a>'
         for label, href, on in links
     )
     return f'<nav class="filter"><span class="muted">status:</span> {items}</nav>'
