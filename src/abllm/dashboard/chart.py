@@ -135,7 +135,8 @@ def daily_chart(
     )
     every = max(1, math.ceil(n / 8))
     for i, p in enumerate(points):
-        if i % every == 0 or i == n - 1:
+        # Every few points and the last; a regular label too close to the last one is dropped.
+        if (i % every == 0 and n - 1 - i >= every / 2) or i == n - 1:
             label = p.until.strftime("%d %H:00") if hourly else p.day.strftime("%b %d")
             parts.append(
                 f'<text class="xlab" x="{x(i):.1f}" y="{HEIGHT - BOTTOM + 18}">{esc(label)}</text>'

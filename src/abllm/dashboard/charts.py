@@ -194,7 +194,7 @@ def quantile_strips(result: ExperimentResult, base: str = "latency_ms") -> str:
         return '<p class="empty">no latency data yet</p>'
     row_h, top, bottom = 30, 10, 34
     height = top + bottom + row_h * len(variants)
-    x_lo, x_hi, ticks = _axis(0.0, max(every), pad=0.05)
+    x_lo, x_hi, ticks = _axis(0.0, max(every), pad=0.1)
     x_lo = 0.0
     ticks = [t for t in ticks if t >= 0]
 
