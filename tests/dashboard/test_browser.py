@@ -188,6 +188,8 @@ def test_detail_page_matches_the_api_and_draws_every_chart(
     assert "sample ratio" in health.lower() and "not trustworthy" in health
     warm = page.locator('.variant-config[data-variant="warm"]')
     assert "prompt v2" in warm.inner_text()
+    turbo = page.locator('.variant-config[data-variant="turbo"] dd.differs')
+    assert "m2" in turbo.all_inner_texts()  # turbo's model differs from control's
     assert warm.locator(".diff .add").first.inner_text() == "+You are a warm support agent."
     assert page.locator('.variant-config[data-variant="warm"] .diff .del').count() == 2
     _shot(page, "detail-1400")

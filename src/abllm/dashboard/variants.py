@@ -45,16 +45,26 @@ def prompt_diff(control: Variant, treatment: Variant) -> str:
     return f'<pre class="diff">{"".join(out)}</pre>'
 
 
-def _config(v: Variant) -> str:
+def _rows(v: Variant) -> list[tuple[str, str]]:
     llm = v.llm
-    rows = [(f, getattr(llm, f)) for f in _FIELDS if getattr(llm, f) is not None]
+    rows = [(f, str(getattr(llm, f))) for f in _FIELDS if getattr(llm, f) is not None]
     if llm.stop:
         rows.append(("stop", json.dumps(llm.stop)))
     if llm.few_shot:
         rows.append(("few_shot", f"{len(llm.few_shot)} example(s)"))
     rows += [(f"params.{k}", json.dumps(val, default=str)) for k, val in llm.params.items()]
     rows.append(("weight", f"{v.weight:g}"))
-    return "".join(f"<dt>{esc(k)}</dt><dd>{esc(val)}</dd>" for k, val in rows)
+    return rows
+
+
+def _config(v: Variant, control: Variant) -> str:
+    """The config as a list; a value differing from control's is marked ``differs``."""
+    base = dict(_rows(control))
+    return "".join(
+        f'<dt>{esc(k)}</dt><dd class="{"same" if base.get(k) == val else "differs"}">'
+        f"{esc(val)}</dd>"
+        for k, val in _rows(v)
+    )
 
 
 def variants_section(experiment: Experiment) -> str:
@@ -71,6 +81,6 @@ def variants_section(experiment: Experiment) -> str:
         cols.append(
             f'<div class="variant-config" data-variant="{esc(v.id)}">'
             f"<h3>{esc(v.id)}{role} <span class='tag'>prompt {esc(version)}</span></h3>{desc}"
-            f'<dl class="kv">{_config(v)}</dl>{diff}</div>'
+            f'<dl class="kv">{_config(v, control)}</dl>{diff}</div>'
         )
     return f'<div class="configs">{"".join(cols)}</div>'
