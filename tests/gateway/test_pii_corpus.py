@@ -1,6 +1,6 @@
 """A seeded corpus of PII and secrets sent through every path of ``abllm serve`` (chat,
 streaming, events, feedback, kill reason and actor, admin) leaves no raw match in the event store,
-the state store, the server log, the admin JSON or the dashboard HTML."""
+the state store, the server log, the admin JSON, the dashboard HTML or the OpenTelemetry spans."""
 
 from __future__ import annotations
 
@@ -163,3 +163,43 @@ def test_a_megabyte_of_event_text_is_redacted_off_the_loop(serve, tmp_path: Path
         out, _ = probe.communicate(timeout=30)
     health = json.loads(out)
     assert health["failures"] == 0 and health["p99"] < 0.1, health
+
+
+def test_spans_of_a_pii_laden_chat_carry_no_raw_match(monkeypatch, tmp_path: Path) -> None:
+    """The OpenTelemetry spans of chats whose prompt, user and trace id header hold the corpus."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from abllm.config import loads_experiments
+    from abllm.events import EventPipeline, open_store
+    from abllm.server import ServerThread, create_app
+    from abllm.telemetry import tracing
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(tracing, "_TRACER", provider.get_tracer(tracing.TRACER_NAME))
+    monkeypatch.setattr(tracing.trace, "get_tracer_provider", lambda: provider)
+    monkeypatch.setattr(tracing, "_tracing", [False, -10.0])
+    store = open_store("duckdb:///:memory:")
+    pipeline = EventPipeline(store, spool_dir=tmp_path / "spool", flush_interval_s=0.01)
+    app = create_app(loads_experiments(CONFIG), store, pipeline=pipeline)
+    messages = [{"role": "user", "content": TEXT}]
+    with ServerThread(app) as srv:
+        for stream in (False, True):
+            body = {"model": "exp_pii", "messages": messages, "user": CORPUS["email"]}
+            req = urllib.request.Request(
+                f"{srv.url}/v1/chat/completions",
+                data=json.dumps({**body, "stream": stream}).encode(),
+                headers={"Content-Type": "application/json", "X-Abllm-Trace-Id": CORPUS["ssn"]},
+            )
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                assert resp.status == 200
+                resp.read()
+    pipeline.close()
+    store.close()
+    spans = exporter.get_finished_spans()
+    assert spans, "no span was recorded"
+    text = json.dumps([{**dict(s.attributes or {}), "name": s.name} for s in spans], default=str)
+    assert leaks(text) == []
