@@ -45,6 +45,7 @@ def test_assign_is_the_package() -> None:
         "abllm.config",
         "abllm.rollout.policy",
         "abllm.telemetry",
+        "abllm.integrations",
     ],
 )
 def test_pure_cores_load_no_server_sdk_or_driver(module: str) -> None:

@@ -51,3 +51,35 @@ def test_unknown_command_suggests(capsys: object) -> None:
     assert result.exit_code == 2
     assert "Did you mean 'kill'" in result.output
     assert isinstance(app, typer.Typer)
+
+
+def test_version_prints_the_installed_version_and_imports_nothing_heavy() -> None:
+    from importlib.metadata import version
+
+    import abllm
+
+    code = (
+        "import sys\n"
+        "from abllm.cli.main import main\n"
+        "sys.argv = ['abllm', '--version']\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert exc.code in (0, None), exc.code\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('abllm.cli.'))\n"
+        "loaded.remove('abllm.cli.main')\n"
+        "heavy = sorted({'scipy', 'fastapi', 'duckdb', 'pydantic', 'numpy'} & set(sys.modules))\n"
+        "print(loaded, heavy, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stderr.strip() == "[] []"
+    assert done.stdout.strip() == f"abllm {version('abllm')}"
+    assert version("abllm") == abllm.__version__  # pyproject.toml and the package agree
+
+
+def test_version_console_script() -> None:
+    import shutil
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("abllm")
+    script = str(exe) if exe.exists() else shutil.which("abllm")
+    assert script is not None, "the abllm console script is not installed"
+    done = subprocess.run([script, "--version"], capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("abllm ")

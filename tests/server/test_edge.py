@@ -167,10 +167,17 @@ def test_a_chat_whose_logged_prompt_is_too_big_answers_and_keeps_its_measurement
     big = [{"role": "user", "content": "😀" * 9000}]  # 36 KB of UTF-8 once logged
     status, answer = chat(url, {"model": "payloads", "messages": big, "user": "big-prompt"})
     assert status == 200, answer
-    pipeline.flush(10)
-    rows = store.query(
-        "SELECT latency_ms, attrs FROM abllm_events WHERE experiment_id = 'payloads' "
-        "AND type = 'llm_call' AND unit_id = 'big-prompt'"
-    )
+    # The call's event is built after the answer is sent, its 36 KB prompt redacted on the
+    # redaction pool: wait for it rather than for the flush alone.
+    deadline = time.monotonic() + 15
+    rows: list[tuple[Any, ...]] = []
+    while not rows and time.monotonic() < deadline:
+        pipeline.flush(10)
+        rows = store.query(
+            "SELECT latency_ms, attrs FROM abllm_events WHERE experiment_id = 'payloads' "
+            "AND type = 'llm_call' AND unit_id = 'big-prompt'"
+        )
+        if not rows:
+            time.sleep(0.05)
     assert len(rows) == 1 and rows[0][0] is not None
     assert json.loads(rows[0][1])["truncated"] == "prompt"

@@ -112,8 +112,35 @@ app = typer.Typer(
 )
 
 
+def installed_version() -> str:
+    """The installed distribution's version (``abllm.__version__`` when run from a source tree
+    that pip never installed); reads package metadata only, no command module."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("abllm")
+    except PackageNotFoundError:
+        from abllm import __version__
+
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"abllm {installed_version()}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the installed abllm version and exit.",
+    ),
+) -> None:
     """A/B testing and gradual rollout for LLM features."""
 
 

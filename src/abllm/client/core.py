@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from abllm.assign import Assignment, assign
 from abllm.client.http import check_base_url
 from abllm.client.model import ClientSettings, Served, counted
+from abllm.client.owned_state import OwnedState
 from abllm.client.sinks import HttpSender, LocalSink, SenderSettings, Sink
 from abllm.client.sync import ConfigSync, Snapshot, StaticSource
 from abllm.config import Experiment, ExperimentFile, load_experiments
@@ -57,8 +58,11 @@ class Client:
     fetch succeeds); events are batched to ``POST {server_url}/v1/events``. Without
     ``server_url`` events go to ``store`` (an ``open_store`` URL; default ``ABLLM_STORE`` or
     ``./abllm-data/events.duckdb``) through an in-process pipeline that spools to ``spool_dir``
-    while the store is down. ``state`` (``abllm.state.StateView`` or any ``StateReader``) adds
-    runtime state to a file config. ``api_key`` is sent as ``Authorization: Bearer``.
+    while the store is down. A file config reads the runtime state (kill switch, stage, paused
+    arms, winner) where ``abllm serve`` keeps it: ``state`` is a state URL or a ``StateReader``
+    (``abllm.state.StateView``); without it, the state beside ``store`` (``ABLLM_STATE``, else
+    ``abllm.state.state_url_for``), followed live (paused for all while it is unreachable:
+    :mod:`abllm.client.owned_state`). ``api_key`` is sent as ``Authorization: Bearer``.
     ``assigner`` replaces the pure ``assign``: ``StickyAssigner(open_sticky(url))`` over the
     server's sticky store keeps units on the variant the gateway gave them while weights move.
     """
@@ -72,7 +76,7 @@ class Client:
         api_key: str | None = None,
         refresh_s: float = 30.0,
         spool_dir: str | os.PathLike[str] | None = None,
-        state: StateReader | None = None,
+        state: StateReader | str | None = None,
         assigner: Assigner | None = None,
         settings: ClientSettings | None = None,
     ) -> None:
@@ -84,6 +88,7 @@ class Client:
             headers["Authorization"] = f"Bearer {api_key}"
         self.server_url = check_base_url(server_url) if server_url else None
         self._source: ConfigSync | StaticSource
+        self._owned_state: OwnedState | None = None
         if self.server_url is not None:
             if refresh_s <= 0:
                 raise ValidationError(f"refresh_s: must be > 0 seconds, got {refresh_s}")
@@ -95,6 +100,9 @@ class Client:
                 fallback=file,
             ).start()
         elif file is not None:
+            if state is None or isinstance(state, str):
+                self._owned_state = OwnedState(state, store)
+                state = self._owned_state
             self._source = StaticSource(file, state)
         else:
             raise ValidationError(
@@ -104,6 +112,8 @@ class Client:
             self._sink = self._open_sink(store, spool_dir, headers)
         except BaseException:
             self._source.close()
+            if self._owned_state is not None:
+                self._owned_state.close()
             raise
         self._served: OrderedDict[tuple[str, int, str], Served] = OrderedDict()
         self._traces: OrderedDict[str, Served] = OrderedDict()
@@ -290,6 +300,11 @@ class Client:
         return wrap_openai(self, openai_client)
 
     # -- lifecycle ----------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` ran: events can no longer be delivered."""
+        return self._closed
+
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Deliver every event recorded so far; False when ``timeout`` ran out first."""
         return self._sink.flush(timeout)
@@ -305,6 +320,8 @@ class Client:
             self._sink.close(self.settings.close_timeout_s if timeout is None else timeout)
         finally:
             self._source.close()
+            if self._owned_state is not None:
+                self._owned_state.close()
 
     def __enter__(self) -> Client:
         return self

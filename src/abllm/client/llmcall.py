@@ -166,6 +166,10 @@ class LLMCall:
             getattr(usage, "completion_tokens", None),
         )
 
+    def counted_elsewhere(self) -> None:
+        """The answer came from an abllm gateway, which recorded this call: emit nothing."""
+        self.counted = False
+
     def fail(self, exc: BaseException) -> None:
         """Record the error (or the caller leaving, for non-``Exception`` exits); then finish."""
         if self.rec is not None and not self.finished:

@@ -16,7 +16,9 @@ Errors are recorded, then re-raised. A ``model`` that names no experiment passes
 untouched. ``X-Abllm-*`` headers are read here and not sent upstream. Everything else on the
 wrapper (``models``, ``embeddings``, ``chat.completions.with_raw_response`` ...) is the wrapped
 client's own, unmeasured. The variant's ``provider``, ``base_url`` and ``api_key_env`` do not
-apply: the wrapped client decides where the call goes.
+apply: the wrapped client decides where the call goes. A wrapped client pointed at ``abllm
+serve`` is detected and its calls go through untouched, counted once, by the gateway
+(:mod:`abllm.client.gateway_mode`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
 from typing import Any
 
+from abllm.client import gateway_mode
 from abllm.client.core import Client
 from abllm.client.llmcall import LLMCall, prepare
 from abllm.client.model import LastCall
@@ -73,6 +76,8 @@ class OpenAIWrapper(_Base):
         self._inner = openai_client
         # Per thread (and per asyncio task): concurrent calls each see their own last call.
         self._last: ContextVar[LastCall | None] = ContextVar(f"abllm_last_{id(self)}", default=None)
+        #: None until known: whether ``openai_client`` talks to an abllm gateway.
+        self.behind_gateway: bool | None = None
         self.chat = _Chat(self, openai_client.chat)
 
     @property
@@ -84,6 +89,21 @@ class OpenAIWrapper(_Base):
         call = prepare(self._client, kwargs, _accepted(create))
         self._last.set(call.last)
         return call
+
+    def _runs(self, kwargs: dict[str, Any]) -> bool:
+        return gateway_mode.names_experiment(self._client, kwargs)
+
+    def _through_gateway(self, kwargs: dict[str, Any], raw: Any) -> Any:
+        """What the gateway answered, as the SDK parses it; ``last`` from its headers."""
+        self._last.set(gateway_mode.gateway_last(self._client, kwargs, raw.headers))
+        return raw.parse()
+
+    def _answered(self, call: LLMCall, raw: Any) -> Any:
+        """The parsed answer of a locally shaped call; a gateway answer is counted there."""
+        if gateway_mode.is_gateway_answer(raw.headers):
+            self.behind_gateway = True
+            call.counted_elsewhere()
+        return raw.parse()
 
 
 class _Chat(_Base):
@@ -104,10 +124,19 @@ class _Completions(_Base):
 
     def create(self, **kwargs: Any) -> Any:
         """``chat.completions.create`` with the experiment applied and measured."""
+        owner = self._owner
+        raw_create = _raw_create(self._inner)
+        if owner.behind_gateway is None and raw_create is not None and owner._runs(kwargs):
+            owner.behind_gateway = gateway_mode.probe(owner._inner)
+        if owner.behind_gateway and raw_create is not None:
+            return owner._through_gateway(kwargs, raw_create(**kwargs))
         create = self._inner.create
-        call = self._owner._prepare(kwargs, create)
+        call = owner._prepare(kwargs, create)
         try:
-            result = create(**call.kwargs)
+            if raw_create is None or call.exp is None:
+                result = create(**call.kwargs)
+            else:
+                result = owner._answered(call, raw_create(**call.kwargs))
         except BaseException as exc:
             call.fail(exc)
             raise
@@ -124,10 +153,19 @@ class _AsyncCompletions(_Base):
 
     async def create(self, **kwargs: Any) -> Any:
         """``await chat.completions.create(...)`` with the experiment applied and measured."""
+        owner = self._owner
+        raw_create = _raw_create(self._inner)
+        if owner.behind_gateway is None and raw_create is not None and owner._runs(kwargs):
+            owner.behind_gateway = await gateway_mode.aprobe(owner._inner)
+        if owner.behind_gateway and raw_create is not None:
+            return owner._through_gateway(kwargs, await raw_create(**kwargs))
         create = self._inner.create
-        call = self._owner._prepare(kwargs, create)
+        call = owner._prepare(kwargs, create)
         try:
-            result = await create(**call.kwargs)
+            if raw_create is None or call.exp is None:
+                result = await create(**call.kwargs)
+            else:
+                result = owner._answered(call, await raw_create(**call.kwargs))
         except BaseException as exc:
             call.fail(exc)
             raise
@@ -225,6 +263,13 @@ class AsyncMeasuredStream(_Base):
         call = self.__dict__.get("_call")
         if call is not None and not call.finished:
             call.finish(aborted=True)
+
+
+def _raw_create(completions: Any) -> Any | None:
+    """``completions.with_raw_response.create`` (the answer with its headers), when the wrapped
+    client has it (the official SDK does; a look-alike may not: then no gateway detection)."""
+    raw = getattr(completions, "with_raw_response", None)
+    return None if raw is None else getattr(raw, "create", None)
 
 
 def wrap_openai(client: Client, openai_client: Any) -> OpenAIWrapper:

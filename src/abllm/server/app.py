@@ -36,6 +36,7 @@ from abllm.gateway.asgi import Receive, Scope, Send
 from abllm.providers import ProviderRegistry
 from abllm.server.admin import build_admin_router
 from abllm.server.auth import ApiKeyCheck
+from abllm.server.gauges import runtime_gauges
 from abllm.server.routes import router
 from abllm.server.snapshot import build_snapshot_router
 from abllm.state import StateStore, StateView
@@ -43,7 +44,7 @@ from abllm.state import StateStore, StateView
 if TYPE_CHECKING:
     from abllm.rollout.loop import ControllerStatus
 from abllm.telemetry import GatewayMetrics
-from abllm.telemetry.metrics import EventGauges
+from abllm.telemetry.metrics import EventGauges, watch_experiments
 
 log = logging.getLogger("abllm.server")
 
@@ -172,6 +173,7 @@ def create_app(
         settings=settings,
         assigner=assigner,
     )
+    watch_experiments(gateway.metrics, runtime_gauges(config, gateway.state))
     app_state = AppState(
         gateway=gateway,
         store=store,

@@ -7,7 +7,7 @@ can live in one process without "Duplicated timeseries" errors. Label children a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -15,7 +15,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-__all__ = ["CONTENT_TYPE_LATEST", "CallObservation", "EventGauges", "GatewayMetrics"]
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "CallObservation",
+    "EventGauges",
+    "ExperimentGauges",
+    "GatewayMetrics",
+    "watch_experiments",
+]
 
 # Seconds; LLM calls span from a few ms (cache, sim) to a minute (long generations).
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -245,3 +252,78 @@ class _Children:
         self.cost = m.cost.labels(experiment, variant)
         self.latency = m.latency.labels(experiment, variant)
         self.ttft = m.ttft.labels(experiment, variant)
+
+
+# -- runtime state gauges (kill, pause, stage, guardrails) -------------------------------------
+# Read from the runtime state the gateway already holds, when Prometheus scrapes: a kill or a
+# guardrail move shows on the next scrape without any work on the request path.
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentGauges:
+    """One experiment's runtime state as the gauges show it (``stage`` None: no rollout plan or
+    not started; ``traffic`` None: the YAML's)."""
+
+    experiment: str
+    killed: bool
+    paused: bool
+    stage: int | None
+    traffic: float | None
+    variants: tuple[str, ...]
+    paused_variants: frozenset[str]
+    held: bool
+
+
+def watch_experiments(
+    metrics: GatewayMetrics, states: Callable[[], Iterable[ExperimentGauges]]
+) -> None:
+    """Export the kill/pause/stage/guardrail gauges of every experiment at scrape time."""
+    metrics.registry.register(_StateCollector(states))
+
+
+class _StateCollector(Collector):
+    def __init__(self, states: Callable[[], Iterable[ExperimentGauges]]) -> None:
+        self.states = states
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        """The names without reading the state (the registry asks once, at registration)."""
+        return self._families(())
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        return self._families(self.states())
+
+    def _families(self, states: Iterable[ExperimentGauges]) -> Iterator[GaugeMetricFamily]:
+        e = ["experiment"]
+        killed = GaugeMetricFamily(
+            "abllm_experiment_killed", "1 while the kill switch serves control to all", labels=e
+        )
+        paused = GaugeMetricFamily(
+            "abllm_experiment_paused", "1 while the experiment is paused (control to all)", labels=e
+        )
+        stage = GaugeMetricFamily(
+            "abllm_rollout_stage", "Index of the current rollout stage (0 = first)", labels=e
+        )
+        traffic = GaugeMetricFamily(
+            "abllm_rollout_traffic_percent", "Share of units in the experiment now", labels=e
+        )
+        held = GaugeMetricFamily(
+            "abllm_guardrail_held",
+            "1 while a guardrail rollback holds the rollout (advances only by hand)",
+            labels=e,
+        )
+        arm_paused = GaugeMetricFamily(
+            "abllm_guardrail_variant_paused",
+            "1 while a guardrail keeps this arm paused (its units get control)",
+            labels=[*e, "variant"],
+        )
+        for g in sorted(states, key=lambda g: g.experiment):
+            killed.add_metric([g.experiment], float(g.killed))
+            paused.add_metric([g.experiment], float(g.paused))
+            held.add_metric([g.experiment], float(g.held))
+            if g.stage is not None:
+                stage.add_metric([g.experiment], float(g.stage))
+            if g.traffic is not None:
+                traffic.add_metric([g.experiment], g.traffic)
+            for variant in g.variants:
+                arm_paused.add_metric([g.experiment, variant], float(variant in g.paused_variants))
+        yield from (killed, paused, stage, traffic, held, arm_paused)
