@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, date, datetime
+from itertools import pairwise
 
 import pytest
 
@@ -35,3 +36,23 @@ def test_daily_points_accumulate_and_end_at_the_full_result(experiment: Experime
     assert math.isclose(last.p_value, ref.p_value, rel_tol=1e-9)
     assert last.diff_ci == pytest.approx(ref.diff_ci, rel=1e-9)
     assert points[-1].arms["b"].mean == pytest.approx(full.metrics["latency_ms"].arms["b"].mean)
+
+
+def test_hourly_points_cut_at_each_utc_hour_and_end_at_the_full_result(
+    experiment: Experiment,
+) -> None:
+    store = load(open_store("duckdb:///:memory:"), make_events(THREE_ARMS))
+    now = datetime(2024, 3, 1, 12, 30, tzinfo=UTC)  # half a day into the data
+    try:
+        points = daily_results(experiment, store, "latency_ms", now=now, hourly=True)
+        full = analyze(experiment, store, now=now)
+    finally:
+        store.close()
+    assert len(points) > 6
+    ends = [p.until for p in points]
+    assert all(t.minute == 59 for t in ends[:-1]) and ends[-1] == now
+    assert all((b - a).total_seconds() == 3600 for a, b in pairwise(ends[:-1]))
+    units = [sum(p.units.values()) for p in points]
+    assert units == sorted(units) and units[-1] == sum(v.units for v in full.variants.values())
+    last, ref = points[-1].comparisons["b"], full.metrics["latency_ms"].comparisons["b"]
+    assert math.isclose(last.diff, ref.diff, rel_tol=1e-9)

@@ -72,7 +72,8 @@ def test_detail_page_has_seed_001_results_view(
     assert _text(res.recommendation.reason).strip()[:40] in text
     # Cumulative daily chart as inline SVG: one band and one line per treatment.
     assert "<svg" in html and 'role="img"' in html
-    svg = html[html.index("<svg") : html.index("</svg>")]
+    daily = html[html.index('<section id="daily">') :]
+    svg = daily[daily.index("<svg") : daily.index("</svg>")]
     assert svg.count('class="band"') == 2
     assert svg.count('class="line"') == 2
     assert "nan" not in svg.lower()

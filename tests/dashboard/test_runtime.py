@@ -140,7 +140,7 @@ def test_router_in_the_server_app_sees_events_just_emitted(
             html = c.get("/dashboard").text
             row = html[html.index('href="/dashboard/experiments/empty_exp"') :]
             row = row[: row.index("</tr>")]
-            assert '<td class="num">1</td>' in row  # flushed before the analysis
+            assert '<td data-label="Units">1</td>' in row  # flushed before the analysis
             r = c.get("/dashboard/experiments/tone")
             assert r.status_code == 200 and "<svg" in r.text
     finally:

@@ -3,11 +3,12 @@
 Each point is the analysis of every event up to the end of that UTC day (the last point stops
 at ``now``), which is what a dashboard's "over time" chart and a guardrail history need. With
 ``decision.sequential`` the sequential intervals are valid at every one of these looks.
+``hourly=True`` cuts at the end of every UTC hour instead (for data spanning a day or two).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 
 from abllm.analysis.collect import collect
@@ -23,12 +24,14 @@ from abllm.events import EventStore
 
 @dataclass(frozen=True)
 class DailyPoint:
-    """The metric as of ``until`` (end of ``day``): per-arm values and treatment comparisons."""
+    """The metric as of ``until`` (end of ``day``, or of an hour): per-arm values, treatment
+    comparisons and the units attributed to each variant by then."""
 
     day: date
     until: datetime
     arms: dict[str, ArmResult]
     comparisons: dict[str, Comparison]
+    units: dict[str, int] = field(default_factory=dict)
 
 
 def daily_results(
@@ -37,9 +40,12 @@ def daily_results(
     metric: str,
     now: datetime | None = None,
     max_days: int = 366,
+    *,
+    hourly: bool = False,
 ) -> list[DailyPoint]:
-    """One cumulative point per UTC day from the first exposure to ``now`` (at most
-    ``max_days``, the most recent kept). Raises ``NotFound`` for an unknown metric name."""
+    """One cumulative point per UTC day (per hour with ``hourly``) from the first exposure to
+    ``now``; at most ``max_days`` points, the most recent kept. Raises ``NotFound`` for an
+    unknown metric name."""
     spec = find_spec(experiment_specs(experiment), metric)
     if spec is None:
         known = ", ".join(s.name for s in experiment_specs(experiment))
@@ -54,6 +60,11 @@ def daily_results(
     first = found.first_exposure.date()
     last = scope.until.date()
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)][-max_days:]
+    ends = [datetime.combine(day + timedelta(days=1), time(0), UTC) for day in days]
+    if hourly:
+        hour = found.first_exposure.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        count = int((scope.until - hour) / timedelta(hours=1)) + 1
+        ends = [hour + timedelta(hours=i + 1) for i in range(count)][-max_days:]
     control = experiment.control.id
     treatments = [v.id for v in experiment.variants if v.id != control]
     rule = experiment.decision
@@ -62,9 +73,8 @@ def daily_results(
     pspec = find_spec(experiment_specs(experiment), primary) if primary else None
     specs = [spec] if pspec is None or pspec.name == spec.name else [spec, pspec]
     points = []
-    for day in days:
-        end = datetime.combine(day + timedelta(days=1), time(0), UTC) - timedelta(microseconds=1)
-        until = min(end, scope.until)
+    for cut in ends:
+        until = min(cut - timedelta(microseconds=1), scope.until)
         collected = collect(store, replace(scope, until=until), specs, dialect=d)
         data = collected.metrics[0]
         required = required_units(
@@ -72,5 +82,7 @@ def daily_results(
         )
         tuning = tuning_units(rule, required, len(experiment.variants))
         res = metric_results([data], control, treatments, rule, primary, tuning)[spec.name]
-        points.append(DailyPoint(day, until, res.arms, res.comparisons))
+        points.append(
+            DailyPoint(until.date(), until, res.arms, res.comparisons, dict(collected.units))
+        )
     return points

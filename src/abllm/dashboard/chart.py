@@ -1,4 +1,4 @@
-"""The cumulative daily effect of the primary metric as an inline SVG (no chart library).
+"""The cumulative effect of the primary metric as an inline SVG (no chart library).
 
 One line per treatment: its relative lift against control as of the end of each UTC day, with
 the confidence band around it and the zero line. When the experiment decides on always-valid
@@ -88,6 +88,7 @@ def daily_chart(
     *,
     metric_label: str,
     sequential: bool,
+    hourly: bool = False,
 ) -> str:
     """The SVG (as escaped markup) for ``points``; a note when nothing can be drawn."""
     series, relative = build_series(points, treatments, sequential)
@@ -116,7 +117,8 @@ def daily_chart(
 
     what = "relative lift" if relative else "difference"
     band = "always-valid CI" if sequential else "CI"
-    title = f"{metric_label}: cumulative {what} vs control by day, with {band}"
+    period = "hour" if hourly else "day"
+    title = f"{metric_label}: cumulative {what} vs control by {period}, with {band}"
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-label="{esc(title)}" xmlns="http://www.w3.org/2000/svg">',
@@ -133,10 +135,11 @@ def daily_chart(
     )
     every = max(1, math.ceil(n / 8))
     for i, p in enumerate(points):
-        if i % every == 0 or i == n - 1:
+        # Every few points and the last; a regular label too close to the last one is dropped.
+        if (i % every == 0 and n - 1 - i >= every / 2) or i == n - 1:
+            label = p.until.strftime("%d %H:00") if hourly else p.day.strftime("%b %d")
             parts.append(
-                f'<text class="xlab" x="{x(i):.1f}" y="{HEIGHT - BOTTOM + 18}">'
-                f"{esc(p.day.strftime('%b %d'))}</text>"
+                f'<text class="xlab" x="{x(i):.1f}" y="{HEIGHT - BOTTOM + 18}">{esc(label)}</text>'
             )
     for s in series:
         parts.extend(_draw(s, x, y, relative))
@@ -145,11 +148,15 @@ def daily_chart(
         f'<span class="key"><i style="background:{s.color}"></i>{esc(s.variant)}</span>'
         for s in series
     )
-    note = f"shaded: {band}; one point per UTC day, each using all data up to that day"
+    note = f"shaded: {band}; one point per UTC {period}, each using all data up to its end"
     return (
-        f'<figure class="chart">{"".join(parts)}<figcaption>{legend} '
+        f'<figure class="chart" data-chart="cumulative">{"".join(parts)}<figcaption>{legend} '
         f'<span class="muted">{esc(note)}</span></figcaption></figure>'
     )
+
+
+def _stamp(p: DailyPoint, hourly: bool) -> str:
+    return p.until.strftime("%Y-%m-%d %H:00") if hourly else p.day.isoformat()
 
 
 def _fmt(v: float, relative: bool) -> str:
@@ -188,7 +195,11 @@ def _draw(
 
 
 def daily_table(
-    points: Sequence[DailyPoint], treatments: Sequence[str], *, sequential: bool
+    points: Sequence[DailyPoint],
+    treatments: Sequence[str],
+    *,
+    sequential: bool,
+    hourly: bool = False,
 ) -> str:
     """The chart's numbers, per day and treatment, in a collapsed table."""
     series, relative = build_series(points, treatments, sequential)
@@ -200,7 +211,7 @@ def daily_table(
             arm = p.arms.get(s.variant)
             n = f"{arm.n:,}" if arm is not None else "–"
             rows.append(
-                f"<tr><td>{esc(p.day.isoformat())}</td><td>{esc(s.variant)}</td>"
+                f"<tr><td>{esc(_stamp(p, hourly))}</td><td>{esc(s.variant)}</td>"
                 f'<td class="num">{n}</td><td class="num">{esc(_fmt(est, relative))}</td>'
                 f'<td class="num">{esc(_fmt(lo, relative))} to {esc(_fmt(hi, relative))}</td>'
                 "</tr>"
@@ -210,7 +221,7 @@ def daily_table(
     what = "lift" if relative else "difference"
     return (
         '<details id="daily-numbers"><summary>numbers per day</summary>'
-        f"<table class='small'><thead><tr><th>Day</th><th>Variant</th><th>Units</th>"
+        f"<table class='small'><thead><tr><th>Until (UTC)</th><th>Variant</th><th>Units</th>"
         f"<th>{what}</th><th>{band}</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
         "</details>"
     )

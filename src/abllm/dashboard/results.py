@@ -8,8 +8,10 @@ own direction (latency going down is ↑), ↓ worse; coloured when significant,
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from abllm.analysis import ExperimentResult, MetricResult
+from abllm.config import Guardrail
 from abllm.dashboard.html import (
     arrow,
     badge,
@@ -23,7 +25,14 @@ from abllm.dashboard.html import (
     value,
 )
 
-_SUMMARY_EXTRA = ("latency_ms", "cost_per_request")
+#: Operational figures every results table shows next to the configured metrics.
+_SUMMARY_EXTRA = (
+    "p50_latency_ms",
+    "p95_latency_ms",
+    "ttft_ms",
+    "cost_per_request",
+    "error_rate",
+)
 
 
 def _variant_cell(result: ExperimentResult, variant: str, paused: tuple[str, ...]) -> str:
@@ -39,42 +48,57 @@ def _metric_cell(metric: MetricResult | None, variant: str, ci: bool = False) ->
     if metric is None or variant not in metric.arms:
         return "–"
     arm = metric.arms[variant]
-    text = value(metric, arm.mean)
+    text = f'<span class="v">{value(metric, arm.mean)}</span>'
     if ci:
         text += ci_text(metric, arm.ci)
     return text + arrow(metric, metric.comparisons.get(variant))
 
 
+def summary_metrics(result: ExperimentResult) -> list[MetricResult]:
+    """The table's metric columns: primary, the other configured ones, then operations."""
+    configured = [m for m in result.metrics.values() if not m.builtin]
+    configured.sort(key=lambda m: m.name != result.primary)
+    ops = [result.metrics[m] for m in _SUMMARY_EXTRA if m in result.metrics]
+    return [*configured, *[m for m in ops if m not in configured]]
+
+
 def summary_table(result: ExperimentResult, paused: tuple[str, ...] = ()) -> str:
-    """Seed 001's view: variant, traffic, the primary metric, latency, cost/query, p-value."""
+    """Seed 001's view per variant: traffic, units, every configured metric with its CI,
+    latency p50/p95, TTFT, cost per request, error rate, the primary metric's p-values and
+    chance to win; arrows in each metric's own direction."""
     primary = result.metrics.get(result.primary) if result.primary else None
-    extra = [
-        result.metrics[m] for m in _SUMMARY_EXTRA if m in result.metrics and m != result.primary
-    ]
-    head = ["Variant", "Traffic"]
-    if primary is not None:
-        head.append(f"{esc(primary.label)} <span class='muted'>(primary)</span>")
-    head += [esc(m.label) for m in extra]
-    head += ["p-value", "p-value (seq.)"]
+    metrics = summary_metrics(result)
+    head = ["Variant", "Traffic", "Units"]
+    for m in metrics:
+        role = " <span class='muted'>(primary)</span>" if m is primary else ""
+        head.append(f"{esc(m.label)}{role}")
+    head += ["p-value", "p-value (seq.)", "P(win)"]
     rows = []
     for v in result.variants.values():
         share = f"{v.share:.0%}" if v.units else "–"
-        traffic = (
-            f"{share} <span class='muted'>({v.units:,} units; planned {v.expected_share:.0%})"
-            "</span>"
-        )
-        cells = [_variant_cell(result, v.variant_id, paused), traffic]
-        if primary is not None:
-            cells.append(_metric_cell(primary, v.variant_id, ci=True))
-        cells += [_metric_cell(m, v.variant_id) for m in extra]
+        traffic = f"{share} <span class='muted'>(planned {v.expected_share:.0%})</span>"
+        cells = [_variant_cell(result, v.variant_id, paused), traffic, f"{v.units:,}"]
+        cells += [
+            f'<span data-metric="{esc(m.name)}">'
+            f"{_metric_cell(m, v.variant_id, ci=not m.builtin)}</span>"
+            for m in metrics
+        ]
         cmp = primary.comparisons.get(v.variant_id) if primary is not None else None
         if cmp is None:
-            cells += ["–", "–"]
+            cells += ["–", "–", "–"]
         else:
             mark = ' <span class="sig" title="statistically significant">✓</span>'
             p_cell = pvalue(cmp.p_value) if math.isfinite(cmp.p_value) else esc(cmp.error or "–")
-            cells += [p_cell + (mark if cmp.significant else ""), pvalue(cmp.p_value_sequential)]
-        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+            cells += [
+                p_cell + (mark if cmp.significant else ""),
+                pvalue(cmp.p_value_sequential),
+                pct(cmp.chance_to_win, signed=False, digits=0),
+            ]
+        rows.append(
+            f'<tr data-variant="{esc(v.variant_id)}">'
+            + "".join(f"<td>{c}</td>" for c in cells)
+            + "</tr>"
+        )
     return (
         '<table class="results summary"><thead><tr>'
         + "".join(f"<th>{h}</th>" for h in head)
@@ -85,7 +109,8 @@ def summary_table(result: ExperimentResult, paused: tuple[str, ...] = ()) -> str
         f"(α = {result.alpha:g}) · "
         '<span class="arrow up sig">↑</span> better than control · '
         '<span class="arrow down sig">↓</span> worse than control · '
-        '<span class="arrow ns">↑↓</span> grey: not significant</p>'
+        '<span class="arrow ns">↑↓</span> grey: not significant · p-values and P(win) '
+        "are the primary metric's</p>"
     )
 
 
@@ -180,28 +205,56 @@ def srm_section(result: ExperimentResult) -> str:
     )
 
 
-def guardrails_section(result: ExperimentResult, configured: int) -> str:
-    """Each guardrail per treatment: value, bound, sequential p-value, breached or holding."""
+def bounds_text(guardrail: Guardrail, metric: MetricResult | None, control_mean: float) -> str:
+    """The bounds as written, each in the metric's own unit (escaped).
+
+    A ratio bound is shown as written (``≤ 1.2× control``) with what it means today in the
+    metric's unit (``= 540 ms``); an absolute bound in that unit (``≤ 50.0%``).
+    """
+
+    def shown(x: float) -> str:
+        return value(metric, x) if metric is not None else esc(f"{x:.4g}")
+
+    out = []
+    for ratio, sign in ((guardrail.max_ratio, "≤"), (guardrail.min_ratio, "≥")):
+        if ratio is not None:
+            now = f" <span class='muted'>(= {shown(ratio * control_mean)})</span>"
+            out.append(f"{sign} {ratio:g}× control" + (now if math.isfinite(control_mean) else ""))
+    for bound, sign in ((guardrail.max, "≤"), (guardrail.min, "≥")):
+        if bound is not None:
+            out.append(f"{sign} {shown(bound)}")
+    return "<br>".join(out) or "–"
+
+
+def guardrails_section(result: ExperimentResult, configured: Sequence[Guardrail]) -> str:
+    """Each guardrail per treatment: value, bounds, sequential p-value, breached or holding."""
     if not result.guardrails:
         if configured:
-            return empty(f"{configured} guardrail(s) configured; none evaluated yet")
+            return empty(f"{len(configured)} guardrail(s) configured; none evaluated yet")
         return empty("no guardrails configured")
+    by_metric: dict[str, list[Guardrail]] = {}
+    for rule in configured:
+        by_metric.setdefault(rule.metric, []).append(rule)
     rows = []
     for g in result.guardrails:
         metric = result.metrics.get(g.metric)
         shown = value(metric, g.value) if metric else esc(f"{g.value:.4g}")
-        bound = value(metric, g.bound) if metric else esc(f"{g.bound:.4g}")
+        ctl = metric.arms.get(result.control) if metric else None
+        mean = ctl.mean if ctl else math.nan
+        rules = by_metric.get(g.metric, [])
+        bound = "<br>".join(bounds_text(r, metric, mean) for r in rules) or "–"
         state = tag("breached", "bad") if g.breached else tag("holding", "good")
         rows.append(
             f"<tr><td>{esc(g.metric)}</td><td>{esc(g.variant)}</td><td>{state}</td>"
-            f"<td class='num'>{shown}</td><td class='num'>{bound}</td>"
-            f"<td class='num'>{pvalue(g.p_value)}</td><td>{esc(g.action)}</td>"
+            f"<td class='num'>{shown}</td><td class='num bound'>{bound}</td>"
+            f"<td class='num'>{pvalue(g.p_value)}</td><td>on breach: {esc(g.action)}</td>"
             f"<td>{esc(g.reason)}</td></tr>"
         )
     return (
-        "<table class='small'><thead><tr><th>Metric</th><th>Variant</th><th>Status</th>"
-        "<th>Value</th><th>Bound</th><th>p (seq.)</th><th>Action</th><th>Why</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        "<div class='scroll'><table class='small guardrails'><thead><tr><th>Metric</th>"
+        "<th>Variant</th><th>Status</th><th>Value</th><th>Bound</th><th>p (seq.)</th>"
+        "<th>Action</th><th>Why</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 

@@ -169,12 +169,18 @@ def audit_section(entries: list[AuditEntry] | None, error: str | None = None) ->
     )
 
 
-def actions_hint(experiment: Experiment) -> str:
-    """How to act on what the page shows: the dashboard itself only reads."""
-    eid = esc(experiment.id)
-    return (
-        "<p class='muted hint'>This page only reads. Kill switch: "
-        f"<code>abllm kill {eid} --reason ...</code> or "
-        f"<code>POST /v1/admin/experiments/{eid}/kill</code>; stages: "
-        f"<code>abllm rollout advance|rollback {eid}</code>.</p>"
+#: Audit actions that are the answer to a guardrail or a person stopping traffic.
+_PROTECTIVE = ("pause_variant", "rollback", "pause", "kill", "resume")
+
+
+def protective_actions(entries: list[AuditEntry] | None) -> str:
+    """What was done about guardrails and when (newest first, from the audit log)."""
+    rows = [e for e in entries or [] if e.action in _PROTECTIVE]
+    if not rows:
+        return "<p class='muted'>No pause, rollback or kill recorded.</p>"
+    items = "".join(
+        f"<li>{when(e.ts)} UTC · <strong>{esc(e.action)}</strong> by {esc(e.actor)}"
+        f"{': ' + esc(e.reason) if e.reason else ''}</li>"
+        for e in reversed(rows[-5:])
     )
+    return f"<p>What was done (audit log):</p><ul class='actions'>{items}</ul>"

@@ -18,13 +18,16 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from abllm.analysis import DailyPoint, ExperimentResult, analyze, daily_results
 from abllm.analysis.engine import primary_metric
 from abllm.config import Experiment
 from abllm.events import EventStore
 from abllm.state import AuditEntry, ExperimentState
+
+if TYPE_CHECKING:
+    from abllm.state import StateStore
 
 log = logging.getLogger("abllm.dashboard")
 
@@ -227,18 +230,21 @@ class Sources:
         key = (experiment.id, str(experiment.version))
         return self._caches.results.get(key, compute)
 
-    def daily(self, experiment: Experiment) -> Computed[list[DailyPoint]] | None:
-        """The primary metric's cumulative daily points (cached), or None without a store or
-        a configured metric."""
+    def daily(
+        self, experiment: Experiment, metric: str | None = None, *, hourly: bool = False
+    ) -> Computed[list[DailyPoint]] | None:
+        """A metric's cumulative points per day or hour (cached; the primary metric by
+        default), or None without a store or a metric."""
         store = self.store
-        metric = primary_metric(experiment)
+        metric = metric or primary_metric(experiment)
         if store is None or metric is None:
             return None
+        name = metric
 
         def compute() -> list[DailyPoint]:
-            return daily_results(experiment, store, metric, max_days=90)
+            return daily_results(experiment, store, name, max_days=90, hourly=hourly)
 
-        key = (experiment.id, str(experiment.version), metric)
+        key = (experiment.id, str(experiment.version), metric, "h" if hourly else "d")
         return self._caches.daily.get(key, compute)
 
     # -- runtime state ------------------------------------------------------------------------
@@ -272,6 +278,12 @@ class Sources:
         except Exception as exc:  # state backend down: the page says "unknown", never 500
             log.warning("runtime state of %s unreadable: %s", experiment_id, exc)
         return Runtime()
+
+    def state_store(self) -> StateStore | None:
+        """The state backend changes are written to, or None when the server has none."""
+        from abllm.state import StateStore
+
+        return next((r for r in self._readers() if isinstance(r, StateStore)), None)
 
     def controller(self, experiment_id: str) -> str | None:
         """Who runs the rollout controller for this experiment now (its lease holder), or

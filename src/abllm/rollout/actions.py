@@ -71,6 +71,25 @@ def kill(
     )
 
 
+def pause(
+    store: StateStore,
+    experiment_id: str,
+    *,
+    actor: str,
+    reason: str | None = None,
+    now: datetime | None = None,
+) -> ExperimentState:
+    """Pause: every process serves control and the controller stops advancing until resumed."""
+    return store.apply(
+        experiment_id,
+        lambda s: replace(s, paused=True),
+        actor=actor,
+        action="pause",
+        reason=reason or "paused by hand",
+        now=now,
+    )
+
+
 def resume(
     store: StateStore,
     experiment_id: str,
