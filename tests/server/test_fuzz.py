@@ -117,7 +117,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, pg_url: str) -> Iterator[st
     finally:
         drop_store("postgres", url)
     assert probe.errors == [] and probe.count > 10, (probe.count, probe.errors)
-    assert probe.slowest < 0.1, probe.slowest
+    # The same bound as the chat fuzz (tests/gateway/test_fuzz.py): p99 under 100 ms; a lone
+    # probe on a loaded 2-core machine can be descheduled, so the worst may reach 300 ms.
+    assert probe.p99 < 0.1 and probe.slowest < 0.3, (probe.p99, probe.slowest)
 
 
 class Poster:
