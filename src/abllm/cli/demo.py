@@ -205,9 +205,19 @@ def _run(
 
 
 def _next_steps(url: str, experiment_id: str, store_url: str, serving: bool) -> None:
-    console.print(f"\nDashboard: {url}/dashboard/experiments/{experiment_id}", highlight=False)
-    console.print("Next, try:", highlight=False)
     store = f"--store {store_url}"
+    if serving:
+        console.print(f"\nDashboard: {url}/dashboard/experiments/{experiment_id}", highlight=False)
+    else:  # the demo's own server stops with it: say how to bring the dashboard back
+        console.print(
+            f"\nDashboard: http://127.0.0.1:8080/dashboard/experiments/{experiment_id}\n"
+            "once the demo's store is served again (the demo's server stopped with it):\n"
+            f"  abllm serve examples/rollout.yaml --port 8080 \\\n      {store}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    console.print("Next, try:", highlight=False)
     for line in (
         f"abllm rollout status {experiment_id} \\\n      {store}",
         f"abllm analyze examples/rollout.yaml -e {experiment_id} \\\n      {store}",
