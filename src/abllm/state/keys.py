@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from abllm.errors import Conflict, NotFound, ValidationError
+from abllm.state.extension import for_backend
 
 if TYPE_CHECKING:
     from abllm.state.base import StateStore
@@ -308,25 +309,9 @@ _OPENED: weakref.WeakKeyDictionary[Any, ManagedKeys] = weakref.WeakKeyDictionary
 
 def keys_for(store: StateStore) -> ManagedKeys:
     """The key table of ``store``'s backend (created once per store object)."""
-    keys = _OPENED.get(store)
-    if keys is None:
-        keys = _OPENED[store] = _open(store)
-    return keys
-
-
-def _open(store: StateStore) -> ManagedKeys:
-    from abllm.state.embedded import EmbeddedStateStore
-
-    if isinstance(store, EmbeddedStateStore):
-        return SqliteKeys(store)
-    if store.kind == "postgres":
-        from abllm.state.postgres import PostgresStateStore
-
-        assert isinstance(store, PostgresStateStore)
-        return PostgresKeys(store)
-    if store.kind == "redis":
-        from abllm.state.redis import RedisStateStore
-
-        assert isinstance(store, RedisStateStore)
-        return RedisKeys(store)
-    raise ValidationError(f"the {store.kind} state backend keeps no managed keys")
+    return for_backend(
+        store,
+        _OPENED,
+        {"embedded": SqliteKeys, "postgres": PostgresKeys, "redis": RedisKeys},
+        "keeps no managed keys",
+    )

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from abllm.errors import ValidationError
+from abllm.state.extension import for_backend
 
 if TYPE_CHECKING:
     from abllm.state.base import StateStore
@@ -263,25 +264,9 @@ _OPENED: weakref.WeakKeyDictionary[Any, Leases] = weakref.WeakKeyDictionary()
 
 def leases_for(store: StateStore) -> Leases:
     """The lease table of ``store``'s backend (created once per store object)."""
-    leases = _OPENED.get(store)
-    if leases is None:
-        leases = _OPENED[store] = _open(store)
-    return leases
-
-
-def _open(store: StateStore) -> Leases:
-    from abllm.state.embedded import EmbeddedStateStore
-
-    if isinstance(store, EmbeddedStateStore):
-        return SqliteLeases(store)
-    if store.kind == "postgres":
-        from abllm.state.postgres import PostgresStateStore
-
-        assert isinstance(store, PostgresStateStore)
-        return PostgresLeases(store)
-    if store.kind == "redis":
-        from abllm.state.redis import RedisStateStore
-
-        assert isinstance(store, RedisStateStore)
-        return RedisLeases(store)
-    raise ValidationError(f"the {store.kind} state backend has no leases")
+    return for_backend(
+        store,
+        _OPENED,
+        {"embedded": SqliteLeases, "postgres": PostgresLeases, "redis": RedisLeases},
+        "has no leases",
+    )
