@@ -12,7 +12,6 @@ subquery that deduplicates at read time. Analysis SQL must select ``FROM
 from __future__ import annotations
 
 import json
-import logging
 import re
 import threading
 from abc import ABC, abstractmethod
@@ -23,13 +22,12 @@ from urllib.parse import urlsplit
 from uuid import UUID
 
 from abllm.errors import StoreUnavailable, ValidationError
+from abllm.events.migration import Migration
 from abllm.events.models import WELL_KNOWN_METRICS, Event
 from abllm.events.schema import COLUMNS, SCHEMA_VERSION_TABLE, TABLE, to_arrow
 from abllm.events.sqlparams import inline_params
 from abllm.events.store import missing_driver
 from abllm.events.writer import SingleWriter
-
-log = logging.getLogger("abllm.events")
 
 # S608 below: f-strings only splice module-constant identifiers; values are always inlined
 # through ``inline_params`` as escaped literals.
@@ -75,23 +73,9 @@ class _ClickHouseStore(ABC):
 
     def __init__(self, name: str, *, defer_connect: bool = False) -> None:
         self._lock = threading.RLock()  # one statement at a time on the connection
-        self._migrated = False
-        try:
-            self._ensure_migrated()
-        except StoreUnavailable as exc:
-            if not defer_connect:
-                raise
-            log.warning("ClickHouse is unavailable; connecting on first use: %s", exc.message)
+        self._migration = Migration(self._migrate, self._lock)
+        self._migration.at_open("ClickHouse", defer_connect=defer_connect)
         self._writer: SingleWriter[Any] = SingleWriter(name, self._write_group)
-
-    def _ensure_migrated(self) -> None:
-        """Create the tables once, on the first statement that finds the server up."""
-        if self._migrated:
-            return
-        with self._lock:
-            if not self._migrated:
-                self._migrate()
-                self._migrated = True
 
     @abstractmethod
     def _command(self, sql: str) -> None:
@@ -129,7 +113,7 @@ class _ClickHouseStore(ABC):
     def _write_group(self, tables: Sequence[Any]) -> list[int]:
         import pyarrow as pa
 
-        self._ensure_migrated()
+        self._migration.ensure()
         counts = []
         for table in tables:
             ids = table.column("event_id").to_pylist()
@@ -156,7 +140,7 @@ class _ClickHouseStore(ABC):
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run SQL; ``?`` placeholders are filled with escaped ClickHouse literals."""
-        self._ensure_migrated()
+        self._migration.ensure()
         return self._rows(inline_params(sql, params) if params else sql)
 
     def count(self, experiment_id: str | None = None) -> int:

@@ -22,7 +22,6 @@ outage): the schema is created on the first successful connection.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import socket
 import threading
@@ -32,6 +31,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from uuid import UUID
 
 from abllm.errors import StoreUnavailable, ValidationError
+from abllm.events.migration import Migration
 from abllm.events.models import WELL_KNOWN_METRICS, Event
 from abllm.events.schema import (
     COLUMNS,
@@ -81,8 +81,6 @@ _COPY_TYPES = (
 _MIGRATION_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext(%s))"
 #: SQLSTATE classes caused by the data written: data exception, integrity constraint violation.
 _DATA_ERROR_CLASSES = ("22", "23")
-
-log = logging.getLogger("abllm.events")
 
 
 #: A batch for the writer: ids as UUID objects (binary COPY) and the other columns.
@@ -169,26 +167,12 @@ class PostgresStore:
         self._write_conn: Any = None
         self._read_conn: Any = None
         self._read_lock = threading.Lock()
-        self._migrate_lock = threading.Lock()
-        self._migrated = False
-        try:
-            self._ensure_migrated()
-        except StoreUnavailable as exc:
-            if not defer_connect:
-                raise
-            log.warning("PostgreSQL is unavailable; connecting on first use: %s", exc.message)
+        self._migration = Migration(self._migrate, threading.Lock())
+        self._migration.at_open("PostgreSQL", defer_connect=defer_connect)
         self._writer: SingleWriter[_Batch] = SingleWriter("postgres", self._write_group)
 
-    def _ensure_migrated(self) -> None:
-        if self._migrated:
-            return
-        with self._migrate_lock:
-            if not self._migrated:
-                self._migrate()
-                self._migrated = True
-
     def _connect(self) -> Any:
-        self._ensure_migrated()
+        self._migration.ensure()
         return self._open()
 
     def _open(self) -> Any:
